@@ -1,0 +1,54 @@
+# raftka — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/raftka-target
+BIN := $(CARGO_TARGET_DIR)/debug/raftka
+VENV := tests/clients/.venv
+VENV2 := tests/clients/.venv-kp2
+PYTEST_ARGS ?=
+
+.PHONY: run stop test deps build rust-test client-test lint fmt bench venv
+
+## A local cluster on this machine (Ctrl-C stops it).
+run: build
+	scripts/cluster up 1 && trap 'scripts/cluster down' INT TERM EXIT && scripts/cluster logs
+
+stop:
+	scripts/cluster down
+
+## Everything CI runs: system packages, the build, Rust tests, client suites.
+test: deps build lint rust-test client-test
+
+deps:
+	scripts/setup-deps
+
+build:
+	cargo build --bins --tests
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+rust-test:
+	cargo test -- --test-threads=2
+
+venv: $(VENV)/.ok $(VENV2)/.ok
+
+$(VENV)/.ok: tests/clients/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/clients/requirements.txt
+	touch $@
+
+$(VENV2)/.ok: tests/clients/requirements-kp2.txt
+	python3 -m venv $(VENV2)
+	$(VENV2)/bin/pip install -q -r tests/clients/requirements-kp2.txt
+	touch $@
+
+client-test: venv build
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python -m pytest -q tests/clients $(PYTEST_ARGS)
+	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS)
+
+bench: venv build
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/bench.py
+
+fmt:
+	cargo fmt

@@ -1,0 +1,334 @@
+//! Builds one broker from its `Config`: opens RocksDB, binds the Kafka, HTTP
+//! and Raft listeners, starts the metadata group and the partition manager,
+//! creates start-up topics, and owns the ordered graceful shutdown: stop
+//! accepting → drain connections under a deadline → shut every Raft group
+//! down → flush RocksDB (STYLE.md §12).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::http;
+use crate::kafka;
+use crate::metadata::command::{BrokerInfo, MetadataCommand};
+use crate::metadata::handle::{MetadataHandle, NewTopic};
+use crate::metadata::store::MetadataStore;
+use crate::partition::manager::PartitionManager;
+use crate::partition::retention;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{NetworkFactory, Transport};
+use crate::raft::registry::Registry;
+use crate::raft::types::{MetaRaft, NodeId, METADATA_GROUP};
+use crate::raft::{raft_config, server};
+use crate::storage::{Storage, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot bind {what} listener on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("no metadata leader within {0:?}")]
+    NoLeader(Duration),
+}
+
+/// How long start-up waits for the metadata group to elect a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// A running broker.
+pub struct Broker {
+    pub node_id: NodeId,
+    pub kafka_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub metadata: MetadataHandle,
+    pub partitions: Arc<PartitionManager>,
+    config: Arc<Config>,
+    storage: Arc<Storage>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, BrokerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+impl Broker {
+    pub async fn start(config: Config) -> Result<Broker, BrokerError> {
+        let config = Arc::new(config);
+        let node_id = config.node_id;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| BrokerError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let storage = Arc::new(Storage::open(&config.data_dir.join("db"), config.fsync)?);
+
+        let kafka_listener = bind("kafka", &config.kafka_addr).await?;
+        let http_listener = bind("http", &config.http_addr).await?;
+        let raft_listener = bind("raft", &config.raft_addr).await?;
+        let local = |l: &TcpListener| l.local_addr().map_err(|e| BrokerError::Raft(e.to_string()));
+        let (kafka_addr, http_addr, raft_addr) = (
+            local(&kafka_listener)?,
+            local(&http_listener)?,
+            local(&raft_listener)?,
+        );
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let transport = Transport::new(config.raft_max_frame_bytes);
+        let registry = Arc::new(Registry::default());
+        let rcfg = raft_config(&config, "raftka").map_err(|e| BrokerError::Raft(e.to_string()))?;
+
+        let (store, state_rx) = MetadataStore::open(storage.clone())?;
+        let raft = MetaRaft::new(
+            node_id,
+            rcfg.clone(),
+            NetworkFactory::new(transport.clone(), METADATA_GROUP),
+            LogStore::new(storage.clone(), METADATA_GROUP),
+            store,
+        )
+        .await
+        .map_err(|e| BrokerError::Raft(e.to_string()))?;
+        registry.set_metadata(raft.clone());
+        tasks.spawn(server::serve(
+            raft_listener,
+            registry.clone(),
+            config.raft_max_frame_bytes,
+            shutdown.clone(),
+        ));
+
+        form_metadata_group(&config, &raft, raft_addr).await?;
+        let write_timeout = Duration::from_millis(config.raft_rpc_timeout_ms * 5);
+        let metadata = MetadataHandle::new(raft, state_rx, write_timeout);
+        let advertised = config
+            .advertised_kafka_addr
+            .clone()
+            .unwrap_or_else(|| kafka_addr.to_string());
+        register(
+            &metadata,
+            BrokerInfo {
+                id: node_id,
+                kafka_addr: advertised,
+                http_addr: http_addr.to_string(),
+                raft_addr: raft_addr.to_string(),
+            },
+        )
+        .await;
+
+        let partitions = Arc::new(PartitionManager::new(
+            node_id,
+            storage.clone(),
+            transport,
+            registry,
+            rcfg,
+        ));
+        partitions.reconcile(&metadata.state()).await;
+        tasks.spawn(follow_metadata(
+            metadata.clone(),
+            partitions.clone(),
+            shutdown.clone(),
+        ));
+        create_startup_topics(&config, &metadata).await;
+
+        let ctx = Arc::new(kafka::ctx::Ctx {
+            config: config.clone(),
+            node_id,
+            metadata: metadata.clone(),
+            partitions: partitions.clone(),
+            producer_ids: Default::default(),
+        });
+        tasks.spawn(kafka::listener::run(
+            kafka_listener,
+            ctx,
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+        let app = http::router(http::HttpState { node_id });
+        let http_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(http_listener, app)
+                .with_graceful_shutdown(http_shutdown.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server stopped");
+            }
+        });
+        tasks.spawn(retention::run(
+            config.clone(),
+            metadata.clone(),
+            partitions.clone(),
+            shutdown.clone(),
+        ));
+
+        tracing::info!(node_id, kafka = %kafka_addr, http = %http_addr, raft = %raft_addr, "ready");
+        Ok(Broker {
+            node_id,
+            kafka_addr,
+            http_addr,
+            raft_addr,
+            metadata,
+            partitions,
+            config,
+            storage,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Graceful shutdown; returns once RocksDB is flushed.
+    pub async fn shutdown(self) {
+        tracing::info!(node_id = self.node_id, "shutting down");
+        self.shutdown.cancel();
+        self.tasks.close();
+        let deadline = Duration::from_millis(self.config.shutdown_timeout_ms);
+        if tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.tasks.len(),
+                "tasks still running at the shutdown deadline"
+            );
+        }
+        self.partitions.shutdown().await;
+        if let Err(e) = self.metadata.raft().shutdown().await {
+            tracing::warn!(error = %e, "metadata raft shutdown");
+        }
+        if let Err(e) = self.storage.flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        tracing::info!(node_id = self.node_id, "stopped");
+    }
+}
+
+/// Initialises the metadata group on the very first start (the lowest-id
+/// voter does it, once) and waits until it has a leader.
+async fn form_metadata_group(
+    config: &Config,
+    raft: &MetaRaft,
+    raft_addr: SocketAddr,
+) -> Result<(), BrokerError> {
+    let voters = config.voter_list();
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| BrokerError::Raft(e.to_string()))?;
+    let lowest = voters.iter().map(|v| v.id).min();
+    if !initialized && lowest == Some(config.node_id) {
+        let members: BTreeMap<NodeId, BasicNode> = voters
+            .iter()
+            .map(|v| {
+                let addr = if v.id == config.node_id && config.voters.is_empty() {
+                    raft_addr.to_string()
+                } else {
+                    v.raft_addr.clone()
+                };
+                (v.id, BasicNode::new(addr))
+            })
+            .collect();
+        tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising the metadata group");
+        raft.initialize(members)
+            .await
+            .map_err(|e| BrokerError::Raft(e.to_string()))?;
+    }
+    raft.wait(Some(LEADER_WAIT))
+        .metrics(|m| m.current_leader.is_some(), "metadata leader elected")
+        .await
+        .map_err(|_| BrokerError::NoLeader(LEADER_WAIT))?;
+    Ok(())
+}
+
+/// Records the cluster id (first start) and this broker's listeners.
+async fn register(metadata: &MetadataHandle, info: BrokerInfo) {
+    let state = metadata.state();
+    if state.cluster_id.is_none() {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        if let Err(e) = metadata
+            .propose(MetadataCommand::Init { cluster_id: id })
+            .await
+        {
+            tracing::warn!(error = %e, "cannot set the cluster id");
+        }
+    }
+    if state.brokers.get(&info.id) != Some(&info) {
+        if let Err(e) = metadata
+            .propose(MetadataCommand::RegisterBroker(info))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot register this broker");
+        }
+    }
+}
+
+async fn follow_metadata(
+    metadata: MetadataHandle,
+    partitions: Arc<PartitionManager>,
+    shutdown: CancellationToken,
+) {
+    let mut rx = metadata.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+        let state = rx.borrow_and_update().clone();
+        partitions.reconcile(&state).await;
+    }
+}
+
+/// Creates the `create_topics` of the config that do not exist yet, capping
+/// the replication factor to the live brokers.
+async fn create_startup_topics(config: &Config, metadata: &MetadataHandle) {
+    for spec in config.topic_specs() {
+        if metadata.state().topic(&spec.name).is_some() {
+            continue;
+        }
+        let live = metadata.live_brokers().len().max(1) as i32;
+        let mut rf = i32::from(spec.replication_factor);
+        if rf > live {
+            tracing::warn!(topic = %spec.name, requested = rf, live, "replication factor capped to live brokers");
+            rf = live;
+        }
+        let mut configs = BTreeMap::new();
+        if let Some(policy) = &spec.cleanup_policy {
+            configs.insert("cleanup.policy".to_string(), policy.clone());
+        }
+        let req = NewTopic {
+            name: spec.name.clone(),
+            partitions: spec.partitions,
+            replication_factor: rf,
+            configs,
+        };
+        match metadata.create_topic(&req, false).await {
+            Ok(_) => {
+                tracing::info!(topic = %spec.name, partitions = spec.partitions, replication_factor = rf, "created start-up topic")
+            }
+            Err(e) => {
+                tracing::error!(topic = %spec.name, error = %e, "cannot create start-up topic")
+            }
+        }
+    }
+}

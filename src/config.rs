@@ -1,0 +1,359 @@
+//! Every tunable of a broker, with its default. Layers, lowest first: the
+//! built-in defaults, a TOML file (`--config`), `RAFTKA_<FIELD>` environment
+//! variables (field name upper-cased, e.g. `RAFTKA_NUM_PARTITIONS=3`), then
+//! command-line flags. Unknown keys in the file are an error; unknown
+//! `RAFTKA_*` variables are a warning. `raftka broker` with nothing set runs a
+//! one-node cluster on 127.0.0.1:9092 with its data in `./data`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::raft::types::NodeId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("invalid value for {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// A topic to create at start-up: `name:partitions:replication[:cleanup.policy]`,
+/// the format of the seed's `KAFKA_CREATE_TOPICS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub cleanup_policy: Option<String>,
+}
+
+impl std::str::FromStr for TopicSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let usage = || format!("'{s}' is not name:partitions:replication[:policy]");
+        match parts.as_slice() {
+            [name, p, r] | [name, p, r, _] => Ok(TopicSpec {
+                name: name.to_string(),
+                partitions: p.parse().map_err(|_| usage())?,
+                replication_factor: r.parse().map_err(|_| usage())?,
+                cleanup_policy: parts.get(3).map(|p| p.to_string()),
+            }),
+            _ => Err(usage()),
+        }
+    }
+}
+
+/// A voter of the metadata group: `id@host:port` (its Raft address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub id: NodeId,
+    pub raft_addr: String,
+}
+
+impl std::str::FromStr for Voter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (id, addr) = s
+            .trim()
+            .split_once('@')
+            .ok_or_else(|| format!("'{s}' is not id@host:port"))?;
+        Ok(Voter {
+            id: id.parse().map_err(|_| format!("'{id}' is not a node id"))?,
+            raft_addr: addr.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This broker's id (Kafka `broker.id`, Raft node id). Default 1.
+    pub node_id: NodeId,
+    /// Kafka listener. Default 127.0.0.1:9092. Port 0 picks a free port.
+    pub kafka_addr: String,
+    /// Address advertised to Kafka clients; default: the bound Kafka address.
+    pub advertised_kafka_addr: Option<String>,
+    /// Admin HTTP listener. Default 127.0.0.1:8081.
+    pub http_addr: String,
+    /// Inter-broker Raft listener. Default 127.0.0.1:7001.
+    pub raft_addr: String,
+    /// Where RocksDB lives. Default ./data.
+    pub data_dir: PathBuf,
+    /// Initial metadata voters, `id@host:raft_port`; empty = this node alone.
+    pub voters: Vec<String>,
+    /// Topics created at start-up, `name:partitions:rf[:policy]`.
+    pub create_topics: Vec<String>,
+    /// Kafka `auto.create.topics.enable`. Default true.
+    pub auto_create_topics_enable: bool,
+    /// Kafka `num.partitions`: partitions of auto-created topics. Default 1.
+    pub num_partitions: i32,
+    /// Kafka `default.replication.factor`. Default 1.
+    pub default_replication_factor: i16,
+    /// Kafka `message.max.bytes`: the largest record batch. Default 1048588.
+    pub message_max_bytes: i32,
+    /// Kafka `socket.request.max.bytes`: the largest request frame. Default 100 MiB.
+    pub socket_request_max_bytes: usize,
+    /// Open Kafka connections at most. Default 10000.
+    pub max_connections: usize,
+    /// Requests decoded ahead of the one being answered, per connection. Default 16.
+    pub max_inflight_requests: usize,
+    /// Kafka `log.retention.ms` (-1 = forever). Default 7 days.
+    pub log_retention_ms: i64,
+    /// Kafka `log.retention.bytes` (-1 = unlimited). Default -1.
+    pub log_retention_bytes: i64,
+    /// How often retention runs, in ms. Default 5000.
+    pub log_retention_check_interval_ms: u64,
+    /// Sync RocksDB's WAL before acknowledging a write. Default false: writes
+    /// survive `kill -9` of the process, not a power loss of the machine.
+    pub fsync: bool,
+    /// Raft heartbeat interval in ms. Default 100.
+    pub raft_heartbeat_interval_ms: u64,
+    /// Minimum Raft election timeout in ms (maximum is twice this). Default 500.
+    pub raft_election_timeout_ms: u64,
+    /// Entries between Raft snapshots (and log purges). Default 10000.
+    pub raft_snapshot_logs: u64,
+    /// Deadline of one inter-broker RPC in ms. Default 2000.
+    pub raft_rpc_timeout_ms: u64,
+    /// Largest inter-broker frame. Default 256 MiB.
+    pub raft_max_frame_bytes: usize,
+    /// How long a graceful shutdown may take before tasks are aborted, in ms.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            kafka_addr: "127.0.0.1:9092".into(),
+            advertised_kafka_addr: None,
+            http_addr: "127.0.0.1:8081".into(),
+            raft_addr: "127.0.0.1:7001".into(),
+            data_dir: PathBuf::from("data"),
+            voters: Vec::new(),
+            create_topics: Vec::new(),
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+            max_inflight_requests: 16,
+            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 5_000,
+            fsync: false,
+            raft_heartbeat_interval_ms: 100,
+            raft_election_timeout_ms: 500,
+            raft_snapshot_logs: 10_000,
+            raft_rpc_timeout_ms: 2_000,
+            raft_max_frame_bytes: 256 * 1024 * 1024,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `RAFTKA_*` variables read by the CLI and `scripts/cluster`, not settings.
+const NOT_SETTINGS: [&str; 6] = [
+    "CONFIG",
+    "BIN",
+    "CLUSTER_DIR",
+    "KAFKA_PORT",
+    "HTTP_PORT",
+    "RAFT_PORT",
+];
+
+/// Fields whose environment value is a comma-separated list.
+const LIST_FIELDS: [&str; 2] = ["voters", "create_topics"];
+
+impl Config {
+    /// Defaults, then `file`, then `RAFTKA_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text)?
+            }
+            None => toml::Table::new(),
+        };
+        let mut known: BTreeSet<String> = match toml::Table::try_from(Config::default()) {
+            Ok(t) => t.keys().cloned().collect(),
+            Err(_) => BTreeSet::new(),
+        };
+        // `None` by default, so serialization leaves it out.
+        known.insert("advertised_kafka_addr".into());
+        for (key, value) in env {
+            let Some(field) = key.strip_prefix("RAFTKA_") else {
+                continue;
+            };
+            if NOT_SETTINGS.contains(&field) {
+                continue;
+            }
+            let field = field.to_ascii_lowercase();
+            if !known.contains(&field) {
+                tracing::warn!(variable = %key, "unknown RAFTKA_ variable ignored");
+                continue;
+            }
+            let parsed = if LIST_FIELDS.contains(&field.as_str()) {
+                toml::Value::Array(
+                    value
+                        .split(',')
+                        .filter(|s| !s.trim().is_empty())
+                        .map(|s| toml::Value::String(s.trim().into()))
+                        .collect(),
+                )
+            } else {
+                parse_scalar(&value)
+            };
+            table.insert(field, parsed);
+        }
+        let config: Config = table.try_into()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.num_partitions < 1 {
+            return invalid("num_partitions", "must be at least 1");
+        }
+        if self.default_replication_factor < 1 {
+            return invalid("default_replication_factor", "must be at least 1");
+        }
+        if self.message_max_bytes < 64 {
+            return invalid("message_max_bytes", "must be at least 64");
+        }
+        if self.max_connections == 0 || self.max_inflight_requests == 0 {
+            return invalid("max_connections", "limits must be at least 1");
+        }
+        if self.raft_heartbeat_interval_ms == 0
+            || self.raft_election_timeout_ms <= self.raft_heartbeat_interval_ms
+        {
+            return invalid(
+                "raft_election_timeout_ms",
+                "must exceed raft_heartbeat_interval_ms",
+            );
+        }
+        for spec in &self.create_topics {
+            spec.parse::<TopicSpec>()
+                .map_err(|reason| ConfigError::Invalid {
+                    key: "create_topics",
+                    reason,
+                })?;
+        }
+        for v in &self.voters {
+            v.parse::<Voter>().map_err(|reason| ConfigError::Invalid {
+                key: "voters",
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn topic_specs(&self) -> Vec<TopicSpec> {
+        self.create_topics
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
+    /// The metadata voters; this node alone when none are configured.
+    pub fn voter_list(&self) -> Vec<Voter> {
+        let voters: Vec<Voter> = self.voters.iter().filter_map(|s| s.parse().ok()).collect();
+        if voters.is_empty() {
+            vec![Voter {
+                id: self.node_id,
+                raft_addr: self.raft_addr.clone(),
+            }]
+        } else {
+            voters
+        }
+    }
+}
+
+/// An environment value as TOML: integers and booleans typed, the rest strings.
+fn parse_scalar(value: &str) -> toml::Value {
+    if let Ok(i) = value.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(b) = value.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_a_one_node_cluster() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.kafka_addr, "127.0.0.1:9092");
+        assert_eq!(
+            c.voter_list(),
+            vec![Voter {
+                id: 1,
+                raft_addr: "127.0.0.1:7001".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn env_overrides_file_and_lists_split_on_commas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(&path, "node_id = 3\nnum_partitions = 2\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("RAFTKA_NUM_PARTITIONS", "5"),
+                ("RAFTKA_CREATE_TOPICS", "Topic1:1:3,Topic2:1:1:compact"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.num_partitions, 5);
+        let specs = c.topic_specs();
+        assert_eq!(specs[1].cleanup_policy.as_deref(), Some("compact"));
+        assert_eq!(specs[0].replication_factor, 3);
+    }
+
+    #[test]
+    fn typos_in_the_file_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(&path, "num_partitons = 2\n").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+        assert!(Config::load(None, env(&[("RAFTKA_CREATE_TOPICS", "a:b")])).is_err());
+        assert!(Config::load(None, env(&[("RAFTKA_NUM_PARTITIONS", "0")])).is_err());
+    }
+}

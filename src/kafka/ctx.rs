@@ -1,0 +1,76 @@
+//! What every Kafka handler may use: the broker's config, metadata and
+//! partitions, and where this broker is reachable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::metadata::handle::MetadataHandle;
+use crate::partition::handle::PartitionHandle;
+use crate::partition::manager::PartitionManager;
+use crate::raft::types::NodeId;
+
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub node_id: NodeId,
+    pub metadata: MetadataHandle,
+    pub partitions: Arc<PartitionManager>,
+    pub producer_ids: crate::kafka::producer_id::ProducerIdPool,
+}
+
+/// Where a partition stands from this broker's point of view.
+pub enum Lookup {
+    UnknownTopicOrPartition,
+    /// Exists, but this broker is not (or not yet) its leader.
+    NotLeader,
+    Leader(PartitionHandle),
+}
+
+impl Ctx {
+    /// The local replica of `topic`/`partition`, if this broker leads it.
+    pub fn leader_replica(&self, topic: &str, partition: i32) -> Lookup {
+        let state = self.metadata.state();
+        let Some(t) = state.topic(topic) else {
+            return Lookup::UnknownTopicOrPartition;
+        };
+        if partition < 0 || partition as usize >= t.partitions.len() {
+            return Lookup::UnknownTopicOrPartition;
+        }
+        match self.partitions.get(topic, partition) {
+            Some(h) if h.leader().0 == Some(self.node_id) => Lookup::Leader(h),
+            _ => Lookup::NotLeader,
+        }
+    }
+
+    /// Leader and epoch of a partition, as far as this broker knows.
+    pub fn leader_of(&self, topic: &str, partition: i32) -> Option<(NodeId, i32)> {
+        let h = self.partitions.get(topic, partition)?;
+        let (leader, term) = h.leader();
+        leader.map(|l| (l, term as i32))
+    }
+
+    /// Waits (up to `timeout`) until every partition of `topic` has a leader,
+    /// so a client told a topic exists can use it at once.
+    pub async fn wait_for_leaders(&self, topic: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut changes = self.metadata.subscribe();
+        loop {
+            let count = self
+                .metadata
+                .state()
+                .topic(topic)
+                .map_or(0, |t| t.partitions.len());
+            if count > 0 && (0..count as i32).all(|p| self.leader_of(topic, p).is_some()) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Leader elections are not metadata changes, so also re-check on
+            // a short tick.
+            let tick = (deadline - now).min(Duration::from_millis(10));
+            let _ = tokio::time::timeout(tick, changes.changed()).await;
+        }
+    }
+}

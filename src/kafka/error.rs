@@ -1,0 +1,68 @@
+//! The one place domain errors become Kafka error codes. Every `match` is
+//! exhaustive, with no `_` arm, so a new variant forces a decision; transient
+//! conditions map to retriable codes (STYLE.md §3).
+
+use kafka_protocol::ResponseError;
+
+use crate::metadata::command::Rejection;
+use crate::metadata::handle::MetadataError;
+use crate::partition::batch::BatchError;
+use crate::partition::command::AppendRejection;
+use crate::partition::handle::PartitionError;
+use crate::partition::log::ReadError;
+
+pub fn partition_code(e: &PartitionError) -> ResponseError {
+    match e {
+        PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        PartitionError::Timeout(_) => ResponseError::RequestTimedOut,
+        PartitionError::Rejected(r) => rejection_code(r),
+        PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        PartitionError::Read(r) => read_code(r),
+    }
+}
+
+pub fn rejection_code(r: &AppendRejection) -> ResponseError {
+    match r {
+        AppendRejection::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
+        AppendRejection::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+        AppendRejection::Corrupt => ResponseError::CorruptMessage,
+    }
+}
+
+pub fn read_code(e: &ReadError) -> ResponseError {
+    match e {
+        ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        ReadError::Storage(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+pub fn batch_code(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::Truncated | BatchError::BadLength(_) | BatchError::CrcMismatch => {
+            ResponseError::CorruptMessage
+        }
+        BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+        BatchError::Empty | BatchError::NonSequentialOffsets { .. } | BatchError::Transactional => {
+            ResponseError::InvalidRecord
+        }
+    }
+}
+
+pub fn metadata_code(e: &MetadataError) -> ResponseError {
+    match e {
+        MetadataError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        MetadataError::Rejected(Rejection::TopicExists(_)) => ResponseError::TopicAlreadyExists,
+        MetadataError::Rejected(Rejection::UnknownTopic(_)) => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        MetadataError::Rejected(Rejection::PartitionsNotIncreasing { .. }) => {
+            ResponseError::InvalidPartitions
+        }
+        MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        MetadataError::NotController { .. } => ResponseError::NotController,
+        MetadataError::Timeout(_) => ResponseError::RequestTimedOut,
+        MetadataError::ShuttingDown => ResponseError::NotController,
+    }
+}

@@ -1,0 +1,153 @@
+//! Metadata: brokers, controller, topics and partition leaders, answered from
+//! this broker's replica of the metadata state. Unknown topics are created on
+//! request when `auto_create_topics_enable` is on, as Kafka does, and the
+//! answer waits briefly for their leaders so the client can use them at once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+
+use crate::kafka::ctx::Ctx;
+use crate::kafka::error::metadata_code;
+use crate::kafka::str_bytes;
+use crate::metadata::handle::{validate_topic_name, MetadataError, NewTopic};
+use crate::metadata::state::TopicInfo;
+
+/// How long a Metadata request waits for an auto-created topic's leaders.
+const AUTO_CREATE_WAIT: Duration = Duration::from_secs(5);
+
+pub async fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataResponse {
+    let requested: Option<Vec<String>> = match req.topics {
+        // v0 has no null: an empty list means every topic.
+        Some(t) if version == 0 && t.is_empty() => None,
+        Some(t) => Some(
+            t.into_iter()
+                .filter_map(|t| t.name.map(|n| n.as_str().to_string()))
+                .collect(),
+        ),
+        None => None,
+    };
+    let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
+    let mut creation_errors: BTreeMap<String, ResponseError> = BTreeMap::new();
+    if let Some(names) = &requested {
+        for name in names {
+            if ctx.metadata.state().topic(name).is_some() {
+                continue;
+            }
+            if let Some(code) = auto_create(ctx, name, allow_auto_create).await {
+                creation_errors.insert(name.clone(), code);
+            }
+        }
+    }
+
+    let state = ctx.metadata.state();
+    let brokers = state
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let (host, port) = b.kafka_addr.rsplit_once(':')?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id as i32))
+                    .with_host(str_bytes(host))
+                    .with_port(port.parse().ok()?),
+            )
+        })
+        .collect();
+    let names: Vec<String> = requested.unwrap_or_else(|| state.topics.keys().cloned().collect());
+    let topics = names
+        .into_iter()
+        .map(
+            |name| match (state.topic(&name), creation_errors.get(&name)) {
+                (Some(t), _) => describe_topic(ctx, t),
+                (None, code) => MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(str_bytes(&name))))
+                    .with_error_code(
+                        code.copied()
+                            .unwrap_or(ResponseError::UnknownTopicOrPartition)
+                            .code(),
+                    ),
+            },
+        )
+        .collect();
+    let controller = ctx.metadata.controller().0.map_or(-1, |id| id as i32);
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(state.cluster_id.as_deref().map(str_bytes))
+        .with_controller_id(BrokerId(controller))
+        .with_topics(topics)
+}
+
+/// Creates `name` if allowed; returns the error code to report otherwise.
+async fn auto_create(ctx: &Ctx, name: &str, allowed: bool) -> Option<ResponseError> {
+    if validate_topic_name(name).is_err() {
+        return Some(ResponseError::InvalidTopicException);
+    }
+    if !allowed || !ctx.config.auto_create_topics_enable {
+        return Some(ResponseError::UnknownTopicOrPartition);
+    }
+    let live = ctx.metadata.live_brokers().len().max(1) as i32;
+    let req = NewTopic {
+        name: name.to_string(),
+        partitions: ctx.config.num_partitions,
+        replication_factor: i32::from(ctx.config.default_replication_factor).min(live),
+        configs: BTreeMap::new(),
+    };
+    match ctx.metadata.create_topic(&req, false).await {
+        Ok(_)
+        | Err(MetadataError::Rejected(crate::metadata::command::Rejection::TopicExists(_))) => {
+            tracing::info!(
+                topic = name,
+                partitions = req.partitions,
+                "auto-created topic"
+            );
+            if ctx.wait_for_leaders(name, AUTO_CREATE_WAIT).await {
+                None
+            } else {
+                Some(ResponseError::LeaderNotAvailable)
+            }
+        }
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto-create failed");
+            Some(match metadata_code(&e) {
+                ResponseError::NotController | ResponseError::RequestTimedOut => {
+                    ResponseError::LeaderNotAvailable
+                }
+                other => other,
+            })
+        }
+    }
+}
+
+fn describe_topic(ctx: &Ctx, t: &TopicInfo) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let replicas: Vec<BrokerId> = p.replicas.iter().map(|r| BrokerId(*r as i32)).collect();
+            let part = MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_replica_nodes(replicas.clone())
+                .with_isr_nodes(replicas);
+            match ctx.leader_of(&t.name, i as i32) {
+                Some((leader, epoch)) => part
+                    .with_leader_id(BrokerId(leader as i32))
+                    .with_leader_epoch(epoch),
+                None => part
+                    .with_leader_id(BrokerId(-1))
+                    .with_error_code(ResponseError::LeaderNotAvailable.code()),
+            }
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&t.name))))
+        .with_topic_id(t.id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+}

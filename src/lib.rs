@@ -1,0 +1,26 @@
+//! raftka: a Kafka-compatible broker cluster on Raft (openraft) and RocksDB.
+//!
+//! Layout (data flows top to bottom):
+//! - `protocol`  — Kafka framing, headers, response frames.
+//! - `kafka`     — listener, connections, routing, one handler per API family.
+//! - `http`      — the admin HTTP API.
+//! - `metadata`  — the controller state machine (Raft group 0) and its handle.
+//! - `partition` — one Raft group per partition: batches, offsets, log, retention.
+//! - `raft`      — openraft glue: type configs, log storage, multi-raft transport.
+//! - `storage`   — the broker's RocksDB: column families, keys, fsync policy.
+//! - `config`    — every setting, its default, file/env/flag layering.
+//! - `broker`    — builds a node from its config; ordered shutdown.
+//! - `telemetry` — logging.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod broker;
+pub mod config;
+pub mod http;
+pub mod kafka;
+pub mod metadata;
+pub mod partition;
+pub mod protocol;
+pub mod raft;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,289 @@
+//! `MetadataHandle`: the cheap-to-clone way every other module reads cluster
+//! metadata (locally, from the replicated state) and changes it (validated
+//! here, then proposed to the metadata group). Decisions that need the current
+//! state or randomness, such as placement and uuids, are made here, before
+//! proposing, so the state machine stays deterministic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::metadata::command::{MetadataCommand, MetadataResponse, Rejection};
+use crate::metadata::placement;
+use crate::metadata::state::MetadataState;
+use crate::metadata::topic_config::{self, TopicConfigError};
+use crate::raft::types::{MetaRaft, NodeId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("partition count must be at least 1, got {0}")]
+    InvalidPartitions(i32),
+    #[error("replication factor {requested} is invalid: {available} broker(s) available")]
+    InvalidReplicationFactor { requested: i32, available: usize },
+    #[error(transparent)]
+    InvalidConfig(#[from] TopicConfigError),
+    #[error("this node is not the metadata leader (leader: {leader:?})")]
+    NotController { leader: Option<NodeId> },
+    #[error("metadata write not committed within {0:?}")]
+    Timeout(Duration),
+    #[error("the metadata group is shutting down")]
+    ShuttingDown,
+}
+
+/// A topic to create, as every front end (Kafka, HTTP, start-up) asks for it.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Clone)]
+pub struct MetadataHandle {
+    raft: MetaRaft,
+    state: watch::Receiver<Arc<MetadataState>>,
+    write_timeout: Duration,
+}
+
+/// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let invalid = |reason| {
+        Err(MetadataError::InvalidTopicName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("empty");
+    }
+    if name.len() > 249 {
+        return invalid("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("'.' and '..' are reserved");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+impl MetadataHandle {
+    pub fn new(
+        raft: MetaRaft,
+        state: watch::Receiver<Arc<MetadataState>>,
+        write_timeout: Duration,
+    ) -> Self {
+        Self {
+            raft,
+            state,
+            write_timeout,
+        }
+    }
+
+    pub fn state(&self) -> Arc<MetadataState> {
+        self.state.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataState>> {
+        self.state.clone()
+    }
+
+    pub fn raft(&self) -> &MetaRaft {
+        &self.raft
+    }
+
+    /// The metadata group's current leader and term.
+    pub fn controller(&self) -> (Option<NodeId>, u64) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.current_leader, m.current_term)
+    }
+
+    /// Brokers that can take replicas, sorted by id.
+    pub fn live_brokers(&self) -> Vec<NodeId> {
+        self.state().brokers.keys().copied().collect()
+    }
+
+    /// Proposes `cmd` and waits until it is committed and applied.
+    pub async fn propose(&self, cmd: MetadataCommand) -> Result<MetadataResponse, MetadataError> {
+        let write = self.raft.client_write(cmd);
+        let result = tokio::time::timeout(self.write_timeout, write)
+            .await
+            .map_err(|_| MetadataError::Timeout(self.write_timeout))?;
+        match result {
+            Ok(resp) => match resp.data {
+                MetadataResponse::Rejected(r) => Err(r.into()),
+                other => Ok(other),
+            },
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(f),
+            )) => Err(MetadataError::NotController {
+                leader: f.leader_id,
+            }),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ChangeMembershipError(_),
+            )) => Err(MetadataError::NotController { leader: None }),
+            Err(openraft::error::RaftError::Fatal(_)) => Err(MetadataError::ShuttingDown),
+        }
+    }
+
+    /// Validates `req` and, unless `validate_only`, creates the topic.
+    pub async fn create_topic(
+        &self,
+        req: &NewTopic,
+        validate_only: bool,
+    ) -> Result<Uuid, MetadataError> {
+        validate_topic_name(&req.name)?;
+        if req.partitions < 1 {
+            return Err(MetadataError::InvalidPartitions(req.partitions));
+        }
+        let brokers = self.live_brokers();
+        if req.replication_factor < 1 || req.replication_factor as usize > brokers.len() {
+            return Err(MetadataError::InvalidReplicationFactor {
+                requested: req.replication_factor,
+                available: brokers.len(),
+            });
+        }
+        for (k, v) in &req.configs {
+            topic_config::validate(k, v)?;
+        }
+        if self.state().topic(&req.name).is_some() {
+            return Err(Rejection::TopicExists(req.name.clone()).into());
+        }
+        let id = Uuid::new_v4();
+        if validate_only {
+            return Ok(id);
+        }
+        // Rotate the start by the topic count so single-partition topics do
+        // not all get their leader on the same broker.
+        let offset = self.state().topics.len();
+        let replicas = placement::place(
+            &brokers,
+            req.partitions as usize,
+            req.replication_factor as usize,
+            offset,
+        );
+        self.propose(MetadataCommand::CreateTopic {
+            name: req.name.clone(),
+            id,
+            replicas,
+            configs: req.configs.clone(),
+        })
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<(), MetadataError> {
+        if self.state().topic(name).is_none() {
+            return Err(Rejection::UnknownTopic(name.to_string()).into());
+        }
+        self.propose(MetadataCommand::DeleteTopic {
+            name: name.to_string(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Grows `name` to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let state = self.state();
+        let topic = state
+            .topic(name)
+            .ok_or_else(|| Rejection::UnknownTopic(name.to_string()))?;
+        let current = topic.partitions.len();
+        if count < 1 || (count as usize) <= current {
+            return Err(Rejection::PartitionsNotIncreasing {
+                current,
+                requested: count.max(0) as usize,
+            }
+            .into());
+        }
+        let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
+        let brokers = self.live_brokers();
+        if rf > brokers.len() {
+            return Err(MetadataError::InvalidReplicationFactor {
+                requested: rf as i32,
+                available: brokers.len(),
+            });
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let replicas = placement::place(&brokers, count as usize - current, rf, current);
+        self.propose(MetadataCommand::CreatePartitions {
+            name: name.to_string(),
+            replicas,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn alter_configs(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    ) -> Result<(), MetadataError> {
+        for (k, v) in &set {
+            topic_config::validate(k, v)?;
+        }
+        for k in &delete {
+            if let Err(TopicConfigError::Unknown(k)) = topic_config::validate(k, "") {
+                return Err(TopicConfigError::Unknown(k).into());
+            }
+        }
+        if self.state().topic(name).is_none() {
+            return Err(Rejection::UnknownTopic(name.to_string()).into());
+        }
+        self.propose(MetadataCommand::AlterConfigs {
+            name: name.to_string(),
+            set,
+            delete,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Reserves a block of `count` producer ids and returns the first.
+    pub async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError> {
+        match self
+            .propose(MetadataCommand::AllocateProducerIds { count })
+            .await?
+        {
+            MetadataResponse::ProducerIds { first } => Ok(first),
+            _ => Err(MetadataError::ShuttingDown),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for ok in ["a", "Topic1", "my.topic-name_2", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "has space", "slash/", "ü", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The controller: cluster id, brokers, topics, partitions and their replica
+//! sets, producer-id blocks — one openraft group (group 0) whose state every
+//! broker holds in full and answers `Metadata` from.
+
+pub mod command;
+pub mod handle;
+pub mod placement;
+pub mod state;
+pub mod store;
+pub mod topic_config;

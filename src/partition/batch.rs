@@ -1,0 +1,246 @@
+//! Record-batch validation and offset stamping, on the raw bytes the client
+//! sent (pure: no IO, no clock). Batches are stored as sent, compressed ones
+//! stay compressed; only the base offset and the partition leader epoch are
+//! rewritten, and the CRC covers neither.
+//!
+//! Layout of a v2 batch header (Kafka's `DefaultRecordBatch`):
+//! `baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 |
+//!  crc u32 | attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 |
+//!  maxTimestamp i64 | producerId i64 | producerEpoch i16 | baseSequence i32 |
+//!  recordsCount i32`, 61 bytes; the CRC-32C covers `attributes` to the end.
+
+use bytes::Bytes;
+
+pub const HEADER_LEN: usize = 61;
+const LENGTH_PREFIX: usize = 12;
+const CRC_START: usize = 21;
+const TRANSACTIONAL: i16 = 0x10;
+const CONTROL: i16 = 0x20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("record batch is truncated")]
+    Truncated,
+    #[error("record batch length {0} is invalid")]
+    BadLength(i32),
+    #[error("record batch magic {0} is not supported (only v2)")]
+    UnsupportedMagic(i8),
+    #[error("record batch CRC mismatch")]
+    CrcMismatch,
+    #[error("record batch has no records")]
+    Empty,
+    #[error("record batch count {count} does not match last offset delta {delta}")]
+    NonSequentialOffsets { count: i32, delta: i32 },
+    #[error("transactional and control batches are not supported")]
+    Transactional,
+}
+
+/// The fixed header of one stored or received batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+fn be<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], BatchError> {
+    b.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(BatchError::Truncated)
+}
+
+impl BatchHeader {
+    /// Parses the header at the start of `b` (no CRC check).
+    pub fn parse(b: &[u8]) -> Result<Self, BatchError> {
+        let magic = i8::from_be_bytes(be(b, 16)?);
+        if magic != 2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        Ok(Self {
+            base_offset: i64::from_be_bytes(be(b, 0)?),
+            batch_length: i32::from_be_bytes(be(b, 8)?),
+            leader_epoch: i32::from_be_bytes(be(b, 12)?),
+            magic,
+            crc: u32::from_be_bytes(be(b, 17)?),
+            attributes: i16::from_be_bytes(be(b, 21)?),
+            last_offset_delta: i32::from_be_bytes(be(b, 23)?),
+            base_timestamp: i64::from_be_bytes(be(b, 27)?),
+            max_timestamp: i64::from_be_bytes(be(b, 35)?),
+            producer_id: i64::from_be_bytes(be(b, 43)?),
+            producer_epoch: i16::from_be_bytes(be(b, 51)?),
+            base_sequence: i32::from_be_bytes(be(b, 53)?),
+            records_count: i32::from_be_bytes(be(b, 57)?),
+        })
+    }
+
+    /// Bytes the whole batch occupies, header included.
+    pub fn total_len(&self) -> usize {
+        LENGTH_PREFIX + self.batch_length.max(0) as usize
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    /// The batch's last sequence number (sequences wrap at `i32::MAX`).
+    pub fn last_sequence(&self) -> i32 {
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        (last % (i64::from(i32::MAX) + 1)) as i32
+    }
+
+    pub fn is_idempotent(&self) -> bool {
+        self.producer_id >= 0
+    }
+}
+
+/// Splits a produce request's `records` into batches and validates each:
+/// magic v2, length, CRC-32C, a non-empty record count matching the offset
+/// delta, and no transactional/control batches.
+pub fn validate(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let rest = &records[at..];
+        if rest.len() < HEADER_LEN {
+            return Err(BatchError::Truncated);
+        }
+        let header = BatchHeader::parse(rest)?;
+        if (header.batch_length as i64) < (HEADER_LEN - LENGTH_PREFIX) as i64 {
+            return Err(BatchError::BadLength(header.batch_length));
+        }
+        let len = header.total_len();
+        let Some(batch) = rest.get(..len) else {
+            return Err(BatchError::Truncated);
+        };
+        if crc32c::crc32c(&batch[CRC_START..]) != header.crc {
+            return Err(BatchError::CrcMismatch);
+        }
+        if header.records_count <= 0 {
+            return Err(BatchError::Empty);
+        }
+        if header.records_count - 1 != header.last_offset_delta {
+            return Err(BatchError::NonSequentialOffsets {
+                count: header.records_count,
+                delta: header.last_offset_delta,
+            });
+        }
+        if header.attributes & (TRANSACTIONAL | CONTROL) != 0 {
+            return Err(BatchError::Transactional);
+        }
+        out.push((header, records.slice(at..at + len)));
+        at += len;
+    }
+    if out.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    Ok(out)
+}
+
+/// Writes the offset and leader epoch the partition assigned into a batch.
+pub fn stamp(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    if batch.len() >= HEADER_LEN {
+        batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+        batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    pub(crate) fn batch(n: usize, compression: Compression) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: 1_000 + i as i64,
+                key: None,
+                value: Some(Bytes::from(format!("value-{i}"))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &opts).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn valid_batches_pass_for_every_codec() {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let b = batch(5, c);
+            let parsed = validate(&b).unwrap();
+            assert_eq!(parsed.len(), 1);
+            assert_eq!(parsed[0].0.records_count, 5);
+            assert_eq!(parsed[0].1.len(), b.len());
+        }
+    }
+
+    #[test]
+    fn flipped_payload_byte_fails_crc() {
+        let mut b = batch(3, Compression::None).to_vec();
+        let last = b.len() - 1;
+        b[last] ^= 0xff;
+        assert_eq!(validate(&Bytes::from(b)), Err(BatchError::CrcMismatch));
+    }
+
+    #[test]
+    fn stamping_keeps_crc_valid() {
+        let mut b = batch(3, Compression::Lz4).to_vec();
+        stamp(&mut b, 42, 7);
+        let parsed = validate(&Bytes::from(b)).unwrap();
+        assert_eq!(parsed[0].0.base_offset, 42);
+        assert_eq!(parsed[0].0.leader_epoch, 7);
+        assert_eq!(parsed[0].0.last_offset(), 44);
+    }
+
+    #[test]
+    fn truncation_and_garbage_are_rejected_not_panicking() {
+        let b = batch(3, Compression::None);
+        for cut in 0..b.len() {
+            assert!(validate(&b.slice(..cut)).is_err());
+        }
+        let mut bad_magic = b.to_vec();
+        bad_magic[16] = 1;
+        assert_eq!(
+            validate(&Bytes::from(bad_magic)),
+            Err(BatchError::UnsupportedMagic(1))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = validate(&Bytes::from(data));
+        }
+    }
+}

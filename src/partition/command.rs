@@ -1,0 +1,37 @@
+//! A partition group's log entries and their results.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionCommand {
+    /// Validated record batches (as the client sent them) to append.
+    Append { records: Bytes },
+    /// Moves the log start forward to `log_start_offset` (a batch boundary),
+    /// deleting whole batches below it; `removed_bytes` is their stored size.
+    Trim {
+        log_start_offset: i64,
+        removed_bytes: u64,
+    },
+}
+
+/// Why a partition refused an append; travels in Raft responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppendRejection {
+    #[error("out-of-order sequence number")]
+    OutOfOrderSequence,
+    #[error("producer epoch is older than the partition's")]
+    InvalidProducerEpoch,
+    #[error("corrupt record batch")]
+    Corrupt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionResponse {
+    Appended {
+        base_offset: i64,
+        log_start_offset: i64,
+    },
+    Rejected(AppendRejection),
+    Trimmed,
+}

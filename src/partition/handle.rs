@@ -1,0 +1,108 @@
+//! `PartitionHandle`: a cheap clone that talks to one local replica — appends
+//! go through its Raft group, reads go to its log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::error::{ClientWriteError, RaftError};
+
+use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResponse};
+use crate::partition::log::{PartitionLog, ReadError};
+use crate::raft::types::{GroupId, NodeId, PartRaft};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("not the leader; leader is {leader:?}")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("replication not committed within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Rejected(#[from] AppendRejection),
+    #[error("the partition is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Clone)]
+pub struct PartitionHandle {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub group: GroupId,
+    pub raft: PartRaft,
+    pub log: Arc<PartitionLog>,
+}
+
+impl std::fmt::Debug for PartitionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{} (group {})",
+            self.topic, self.partition, self.group
+        )
+    }
+}
+
+impl PartitionHandle {
+    /// The current leader and term (the term is the Kafka leader epoch).
+    pub fn leader(&self) -> (Option<NodeId>, u64) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.current_leader, m.current_term)
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader().1 as i32
+    }
+
+    /// Appends validated batches once a majority of replicas has them.
+    pub async fn append(
+        &self,
+        records: Bytes,
+        timeout: Duration,
+    ) -> Result<Appended, PartitionError> {
+        match self
+            .propose(PartitionCommand::Append { records }, timeout)
+            .await?
+        {
+            PartitionResponse::Appended {
+                base_offset,
+                log_start_offset,
+            } => Ok(Appended {
+                base_offset,
+                log_start_offset,
+            }),
+            PartitionResponse::Rejected(r) => Err(r.into()),
+            PartitionResponse::Trimmed => Err(PartitionError::ShuttingDown),
+        }
+    }
+
+    pub async fn propose(
+        &self,
+        cmd: PartitionCommand,
+        timeout: Duration,
+    ) -> Result<PartitionResponse, PartitionError> {
+        let result = tokio::time::timeout(timeout, self.raft.client_write(cmd))
+            .await
+            .map_err(|_| PartitionError::Timeout(timeout))?;
+        match result {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(PartitionError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => {
+                Err(PartitionError::NotLeader { leader: None })
+            }
+            Err(RaftError::Fatal(_)) => Err(PartitionError::ShuttingDown),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Runs this broker's partition replicas: one openraft group per partition
+//! whose replica set includes this node, started and stopped to follow the
+//! metadata state. A deleted topic's groups are shut down and their data
+//! removed by range from every column family.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use openraft::BasicNode;
+
+use crate::metadata::state::{MetadataState, PartitionInfo};
+use crate::partition::handle::PartitionHandle;
+use crate::partition::store::PartitionStore;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{NetworkFactory, Transport};
+use crate::raft::registry::Registry;
+use crate::raft::types::{NodeId, PartRaft};
+use crate::storage::{Storage, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+type Key = (Arc<str>, i32);
+
+pub struct PartitionManager {
+    node_id: NodeId,
+    storage: Arc<Storage>,
+    transport: Arc<Transport>,
+    registry: Arc<Registry>,
+    raft_config: Arc<openraft::Config>,
+    // A std lock: read on every produce and fetch, written on topic changes;
+    // never held across an await.
+    partitions: RwLock<HashMap<Key, PartitionHandle>>,
+}
+
+impl PartitionManager {
+    pub fn new(
+        node_id: NodeId,
+        storage: Arc<Storage>,
+        transport: Arc<Transport>,
+        registry: Arc<Registry>,
+        raft_config: Arc<openraft::Config>,
+    ) -> Self {
+        Self {
+            node_id,
+            storage,
+            transport,
+            registry,
+            raft_config,
+            partitions: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
+        let key: Key = (Arc::from(topic), partition);
+        self.partitions.read().ok()?.get(&key).cloned()
+    }
+
+    pub fn all(&self) -> Vec<PartitionHandle> {
+        self.partitions
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Starts the groups this node should host and stops the rest.
+    pub async fn reconcile(&self, state: &MetadataState) {
+        let desired: HashMap<Key, &PartitionInfo> = state
+            .replicas_on(self.node_id)
+            .map(|(t, p, info)| ((Arc::from(t), p), info))
+            .collect();
+        let stale: Vec<PartitionHandle> = self
+            .all()
+            .into_iter()
+            .filter(|h| {
+                desired
+                    .get(&(h.topic.clone(), h.partition))
+                    .is_none_or(|info| info.group != h.group)
+            })
+            .collect();
+        for handle in stale {
+            self.stop(&handle, true).await;
+        }
+        for ((topic, partition), info) in desired {
+            if self.get(&topic, partition).is_some() {
+                continue;
+            }
+            let addrs: BTreeMap<NodeId, BasicNode> = info
+                .replicas
+                .iter()
+                .filter_map(|id| {
+                    state
+                        .brokers
+                        .get(id)
+                        .map(|b| (*id, BasicNode::new(b.raft_addr.clone())))
+                })
+                .collect();
+            match self.start(topic.clone(), partition, info, addrs).await {
+                Ok(handle) => {
+                    if let Ok(mut map) = self.partitions.write() {
+                        map.insert((topic, partition), handle);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(%topic, partition, group = info.group, error = %e, "cannot start partition")
+                }
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        topic: Arc<str>,
+        partition: i32,
+        info: &PartitionInfo,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<PartitionHandle, StartError> {
+        let group = info.group;
+        let (store, log) = PartitionStore::open(self.storage.clone(), group)?;
+        let raft = PartRaft::new(
+            self.node_id,
+            self.raft_config.clone(),
+            NetworkFactory::new(self.transport.clone(), group),
+            LogStore::new(self.storage.clone(), group),
+            store,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        self.registry.insert(group, raft.clone());
+        // The preferred replica forms the group; initialising twice with the
+        // same members is harmless, and the others join when it contacts them.
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if !initialized && info.replicas.first() == Some(&self.node_id) {
+            if let Err(e) = raft.initialize(members).await {
+                tracing::warn!(%topic, partition, group, error = %e, "partition group initialisation");
+            }
+        }
+        tracing::info!(%topic, partition, group, "partition replica started");
+        Ok(PartitionHandle {
+            topic,
+            partition,
+            group,
+            raft,
+            log,
+        })
+    }
+
+    async fn stop(&self, handle: &PartitionHandle, delete_data: bool) {
+        if let Ok(mut map) = self.partitions.write() {
+            map.remove(&(handle.topic.clone(), handle.partition));
+        }
+        self.registry.remove(handle.group);
+        if let Err(e) = handle.raft.shutdown().await {
+            tracing::warn!(topic = %handle.topic, partition = handle.partition, error = %e, "raft shutdown");
+        }
+        if delete_data {
+            match self.storage.drop_group(handle.group) {
+                Ok(()) => {
+                    tracing::info!(topic = %handle.topic, partition = handle.partition, group = handle.group, "partition data deleted")
+                }
+                Err(e) => {
+                    tracing::error!(topic = %handle.topic, partition = handle.partition, error = %e, "cannot delete partition data")
+                }
+            }
+        }
+    }
+
+    /// Stops every group, keeping its data (graceful shutdown).
+    pub async fn shutdown(&self) {
+        for handle in self.all() {
+            self.stop(&handle, false).await;
+        }
+    }
+}

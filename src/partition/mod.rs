@@ -1,0 +1,13 @@
+//! Partition replicas: each partition is its own openraft group whose voters
+//! are its replicas; its leader is the Kafka partition leader. This module
+//! owns batch validation, offsets, idempotence, the log, fetch wake-ups (the
+//! high-watermark `watch`) and retention. It knows nothing of groups or HTTP.
+
+pub mod batch;
+pub mod command;
+pub mod handle;
+pub mod log;
+pub mod manager;
+pub mod producers;
+pub mod retention;
+pub mod store;

@@ -1,0 +1,20 @@
+//! Failures at the wire edge. Each closes the connection it happened on (the
+//! Kafka broker does the same); none affects any other connection.
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {size} bytes exceeds socket_request_max_bytes {max}")]
+    FrameTooLarge { size: usize, max: usize },
+    #[error("negative frame length {0}")]
+    NegativeLength(i32),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("api key {key} version {version} is not supported")]
+    UnsupportedVersion { key: i16, version: i16 },
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,64 @@
+//! What every state machine persists beside its own state: the last applied
+//! log id and the membership, and the snapshot built from that image.
+
+use std::io::Cursor;
+
+use openraft::{
+    AnyError, BasicNode, LogId, RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::raft::types::NodeId;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+impl Applied {
+    /// A snapshot whose data is `image`, taken at the last applied entry.
+    pub fn snapshot<C>(&self, image: Vec<u8>) -> Snapshot<C>
+    where
+        C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode, SnapshotData = Cursor<Vec<u8>>>,
+    {
+        let snapshot_id = match self.last_applied {
+            Some(id) => format!("{}-{}", id.leader_id.term, id.index),
+            None => "empty".to_string(),
+        };
+        Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied,
+                last_membership: self.membership.clone(),
+                snapshot_id,
+            },
+            snapshot: Box::new(Cursor::new(image)),
+        }
+    }
+}
+
+/// A snapshot of a state machine's image, taken when the builder was made.
+pub struct ImageSnapshot {
+    applied: Applied,
+    image: Result<Vec<u8>, crate::storage::StorageError>,
+}
+
+impl ImageSnapshot {
+    pub fn new(applied: Applied, image: Result<Vec<u8>, crate::storage::StorageError>) -> Self {
+        Self { applied, image }
+    }
+}
+
+impl<C> RaftSnapshotBuilder<C> for ImageSnapshot
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode, SnapshotData = Cursor<Vec<u8>>>,
+{
+    async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError<NodeId>> {
+        let image = match &self.image {
+            Ok(bytes) => bytes.clone(),
+            Err(e) => return Err(StorageIOError::read_state_machine(AnyError::new(e)).into()),
+        };
+        Ok(self.applied.snapshot(image))
+    }
+}

@@ -1,0 +1,226 @@
+//! Outgoing Raft RPCs: one small pool of TCP connections per peer address,
+//! shared by every group on this node; each call has a deadline and a broken
+//! connection is simply dropped and redialled on the next call.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, RaftTypeConfig};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use crate::raft::types::{GroupId, NodeId};
+use crate::raft::wire::{self, RpcKind, RpcReply, RpcRequest, WireError};
+use crate::storage;
+
+/// Idle connections kept per peer.
+const POOL_SIZE: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("rpc to {addr} timed out after {after:?}")]
+    Timeout { addr: String, after: Duration },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("peer could not route the request: {0}")]
+    Refused(String),
+}
+
+/// Connection pools to every peer, shared by all groups of this node.
+#[derive(Debug)]
+pub struct Transport {
+    // A std mutex: held only to push or pop an idle connection, never across IO.
+    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    max_frame: usize,
+}
+
+impl Transport {
+    pub fn new(max_frame: usize) -> Arc<Self> {
+        Arc::new(Self {
+            idle: Mutex::new(HashMap::new()),
+            max_frame,
+        })
+    }
+
+    fn take(&self, addr: &str) -> Option<TcpStream> {
+        self.idle.lock().ok()?.get_mut(addr)?.pop()
+    }
+
+    fn give_back(&self, addr: &str, conn: TcpStream) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let pool = idle.entry(addr.to_string()).or_default();
+            if pool.len() < POOL_SIZE {
+                pool.push(conn);
+            }
+        }
+    }
+
+    /// Sends one request to `addr` and waits for its reply, within `timeout`.
+    pub async fn call(
+        &self,
+        addr: &str,
+        request: &RpcRequest,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let timed_out = || TransportError::Timeout {
+            addr: addr.to_string(),
+            after: timeout,
+        };
+        tokio::time::timeout(timeout, self.call_inner(addr, request))
+            .await
+            .map_err(|_| timed_out())?
+    }
+
+    async fn call_inner(
+        &self,
+        addr: &str,
+        request: &RpcRequest,
+    ) -> Result<Vec<u8>, TransportError> {
+        let mut conn = match self.take(addr) {
+            Some(c) => c,
+            None => {
+                let c =
+                    TcpStream::connect(addr)
+                        .await
+                        .map_err(|source| TransportError::Connect {
+                            addr: addr.to_string(),
+                            source,
+                        })?;
+                let _ = c.set_nodelay(true);
+                c
+            }
+        };
+        wire::write_frame(&mut conn, request).await?;
+        let reply: RpcReply = wire::read_frame(&mut conn, self.max_frame)
+            .await?
+            .ok_or(TransportError::Closed)?;
+        self.give_back(addr, conn);
+        reply.map_err(TransportError::Refused)
+    }
+}
+
+/// Makes a group's clients; one per group, all sharing the `Transport`.
+pub struct NetworkFactory<C> {
+    transport: Arc<Transport>,
+    group: GroupId,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C> NetworkFactory<C> {
+    pub fn new(transport: Arc<Transport>, group: GroupId) -> Self {
+        Self {
+            transport,
+            group,
+            _config: PhantomData,
+        }
+    }
+}
+
+pub struct GroupClient<C> {
+    transport: Arc<Transport>,
+    group: GroupId,
+    target: NodeId,
+    addr: String,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C> RaftNetworkFactory<C> for NetworkFactory<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode>,
+    AppendEntriesRequest<C>: Serialize,
+    InstallSnapshotRequest<C>: Serialize,
+{
+    type Network = GroupClient<C>;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        GroupClient {
+            transport: self.transport.clone(),
+            group: self.group,
+            target,
+            addr: node.addr.clone(),
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C> GroupClient<C> {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        kind: RpcKind,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = storage::encode("raft rpc", req)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let request = RpcRequest {
+            group: self.group,
+            kind,
+            body,
+        };
+        let bytes = self
+            .transport
+            .call(&self.addr, &request, option.hard_ttl())
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let result: Result<Resp, RaftError<NodeId, E>> = storage::decode("raft rpc reply", &bytes)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl<C> RaftNetwork<C> for GroupClient<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode>,
+    AppendEntriesRequest<C>: Serialize,
+    InstallSnapshotRequest<C>: Serialize,
+{
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.rpc(RpcKind::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<C>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.rpc(RpcKind::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.rpc(RpcKind::Vote, &rpc, &option).await
+    }
+}

@@ -1,0 +1,73 @@
+//! The inter-broker wire format: a 4-byte big-endian length, then a bincode
+//! body. Requests are tagged with their Raft group, so every group of a node
+//! shares the same few connections to each peer.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::raft::types::GroupId;
+use crate::storage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RpcKind {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RpcRequest {
+    pub group: GroupId,
+    pub kind: RpcKind,
+    /// The bincode-encoded openraft request.
+    pub body: Vec<u8>,
+}
+
+/// `Ok` holds the bincode-encoded `Result` that the target's Raft returned;
+/// `Err` says why the target could not route the request at all.
+pub type RpcReply = Result<Vec<u8>, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {size} bytes exceeds the limit of {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error(transparent)]
+    Codec(#[from] storage::StorageError),
+}
+
+pub async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
+    w: &mut W,
+    value: &T,
+) -> Result<(), WireError> {
+    let body = storage::encode("rpc frame", value)?;
+    let len = u32::try_from(body.len()).map_err(|_| WireError::TooLarge {
+        size: body.len(),
+        max: u32::MAX as usize,
+    })?;
+    w.write_all(&len.to_be_bytes()).await?;
+    w.write_all(&body).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream.
+pub async fn read_frame<R: AsyncReadExt + Unpin, T: serde::de::DeserializeOwned>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<T>, WireError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let size = u32::from_be_bytes(len) as usize;
+    if size > max {
+        return Err(WireError::TooLarge { size, max });
+    }
+    let mut body = vec![0u8; size];
+    r.read_exact(&mut body).await?;
+    Ok(Some(storage::decode("rpc frame", &body)?))
+}

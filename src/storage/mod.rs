@@ -1,0 +1,277 @@
+//! The broker's one RocksDB instance. Owns the column families, the fsync
+//! policy and every read and write of the database; no other module touches a
+//! raw `DB` (STYLE.md, module map).
+//!
+//! Column families, each keyed by `storage::keys` (group-prefixed, big-endian):
+//! - `raft_log`: Raft log entries of every group, `group ++ index`.
+//! - `raft_state`: per-group vote, committed and purged log ids.
+//! - `state`: per-group state machine state (metadata state, partition state).
+//! - `records`: partition logs, `group ++ base_offset` → record batch as stored.
+//!
+//! Durability: every write goes to RocksDB's WAL before it is acknowledged, so
+//! it survives `kill -9` of the process (the OS keeps the page cache). With
+//! `fsync = true` the WAL is also synced, which survives power loss too; the
+//! default is `false`, as in Kafka (`log.flush.interval.messages` unset).
+
+pub mod keys;
+
+use std::path::Path;
+
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
+};
+
+pub use keys::GroupId;
+
+/// A column family of the broker's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cf {
+    RaftLog,
+    RaftState,
+    State,
+    Records,
+}
+
+impl Cf {
+    const ALL: [Cf; 4] = [Cf::RaftLog, Cf::RaftState, Cf::State, Cf::Records];
+
+    fn name(self) -> &'static str {
+        match self {
+            Cf::RaftLog => "raft_log",
+            Cf::RaftState => "raft_state",
+            Cf::State => "state",
+            Cf::Records => "records",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("column family {0} is missing")]
+    MissingCf(&'static str),
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        source: bincode::error::EncodeError,
+    },
+    #[error("cannot decode {what}: {source}")]
+    Decode {
+        what: &'static str,
+        source: bincode::error::DecodeError,
+    },
+}
+
+/// The broker's database. Cheap to share behind an `Arc`; RocksDB does its own
+/// locking.
+pub struct Storage {
+    db: DB,
+    fsync: bool,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("path", &self.db.path())
+            .field("fsync", &self.fsync)
+            .finish()
+    }
+}
+
+/// A set of writes applied atomically by [`Storage::write`].
+#[derive(Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+enum Op {
+    Put(Cf, Vec<u8>, Vec<u8>),
+    Delete(Cf, Vec<u8>),
+    DeleteRange(Cf, Vec<u8>, Vec<u8>),
+}
+
+impl Batch {
+    pub fn put(&mut self, cf: Cf, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) {
+        self.ops
+            .push(Op::Put(cf, key.as_ref().to_vec(), value.into()));
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
+        self.ops.push(Op::Delete(cf, key.as_ref().to_vec()));
+    }
+
+    /// Deletes `[from, to)`.
+    pub fn delete_range(&mut self, cf: Cf, from: impl AsRef<[u8]>, to: impl AsRef<[u8]>) {
+        self.ops.push(Op::DeleteRange(
+            cf,
+            from.as_ref().to_vec(),
+            to.as_ref().to_vec(),
+        ));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+impl Storage {
+    pub fn open(dir: &Path, fsync: bool) -> Result<Self, StorageError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.increase_parallelism(2);
+        let cfs = Cf::ALL.iter().map(|cf| {
+            let mut o = Options::default();
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(cf.name(), o)
+        });
+        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        Ok(Self { db, fsync })
+    }
+
+    fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StorageError> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or(StorageError::MissingCf(cf.name()))
+    }
+
+    /// Applies `batch` atomically, through the WAL (synced when `fsync` is on).
+    pub fn write(&self, batch: Batch) -> Result<(), StorageError> {
+        let mut wb = WriteBatch::default();
+        for op in batch.ops {
+            match op {
+                Op::Put(cf, k, v) => wb.put_cf(self.cf(cf)?, k, v),
+                Op::Delete(cf, k) => wb.delete_cf(self.cf(cf)?, k),
+                Op::DeleteRange(cf, from, to) => wb.delete_range_cf(self.cf(cf)?, from, to),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.fsync);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    pub fn get(&self, cf: Cf, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+    }
+
+    /// Key-value pairs in `[from, to)`, in key order, at most `limit` of them.
+    pub fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let iter = self.db.iterator_cf_opt(
+            self.cf(cf)?,
+            ro,
+            IteratorMode::From(from, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter.take(limit) {
+            out.push(item?);
+        }
+        Ok(out)
+    }
+
+    /// Visits pairs in `[from, to)` in key order until `visit` returns false.
+    pub fn for_each(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let iter = self.db.iterator_cf_opt(
+            self.cf(cf)?,
+            ro,
+            IteratorMode::From(from, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last pair with a key in `[from, to)`.
+    pub fn last_in(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+    ) -> Result<Option<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(from.to_vec());
+        ro.set_iterate_upper_bound(to.to_vec());
+        let mut iter = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::End);
+        Ok(iter.next().transpose()?)
+    }
+
+    /// The last pair with a key in `[from, at]`: the entry at or just before `at`.
+    pub fn at_or_before(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        at: &[u8],
+    ) -> Result<Option<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(from.to_vec());
+        let mut iter =
+            self.db
+                .iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(at, Direction::Reverse));
+        Ok(iter.next().transpose()?)
+    }
+
+    /// Removes every key of `group` from every column family.
+    pub fn drop_group(&self, group: GroupId) -> Result<(), StorageError> {
+        let mut batch = Batch::default();
+        for cf in Cf::ALL {
+            batch.delete_range(cf, keys::group_start(group), keys::group_end(group));
+        }
+        self.write(batch)
+    }
+
+    /// Flushes memtables and the WAL: the last step of a graceful shutdown.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true)?;
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.cf(cf)?)?;
+        }
+        Ok(())
+    }
+
+    /// Approximate bytes on disk, for metrics.
+    pub fn approximate_size(&self) -> u64 {
+        self.db
+            .property_int_value("rocksdb.total-sst-files-size")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+}
+
+/// bincode with the serde bridge: the one encoding of everything we store.
+pub fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StorageError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|source| StorageError::Encode { what, source })
+}
+
+pub fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|source| StorageError::Decode { what, source })
+}

@@ -1,0 +1,9 @@
+//! The single integration-test binary (STYLE.md, "Layout"): real brokers on
+//! real sockets, driven over the Kafka wire protocol.
+
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod common;
+mod produce_fetch;
+mod storage_recovery;
