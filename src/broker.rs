@@ -32,18 +32,11 @@ use crate::storage::{Storage, StorageError};
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("cannot create data dir {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     #[error("cannot bind {what} listener on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { what: &'static str, addr: String, source: std::io::Error },
     #[error("raft: {0}")]
     Raft(String),
     #[error("no metadata leader within {0:?}")]
@@ -68,34 +61,23 @@ pub struct Broker {
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, BrokerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BrokerError::Bind {
-            what,
-            addr: addr.to_string(),
-            source,
-        })
+    TcpListener::bind(addr).await.map_err(|source| BrokerError::Bind { what, addr: addr.to_string(), source })
 }
 
 impl Broker {
     pub async fn start(config: Config) -> Result<Broker, BrokerError> {
         let config = Arc::new(config);
         let node_id = config.node_id;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| BrokerError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| BrokerError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let storage = Arc::new(Storage::open(&config.data_dir.join("db"), config.fsync)?);
 
         let kafka_listener = bind("kafka", &config.kafka_addr).await?;
         let http_listener = bind("http", &config.http_addr).await?;
         let raft_listener = bind("raft", &config.raft_addr).await?;
         let local = |l: &TcpListener| l.local_addr().map_err(|e| BrokerError::Raft(e.to_string()));
-        let (kafka_addr, http_addr, raft_addr) = (
-            local(&kafka_listener)?,
-            local(&http_listener)?,
-            local(&raft_listener)?,
-        );
+        let (kafka_addr, http_addr, raft_addr) =
+            (local(&kafka_listener)?, local(&http_listener)?, local(&raft_listener)?);
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -124,10 +106,7 @@ impl Broker {
         form_metadata_group(&config, &raft, raft_addr).await?;
         let write_timeout = Duration::from_millis(config.raft_rpc_timeout_ms * 5);
         let metadata = MetadataHandle::new(raft, state_rx, write_timeout);
-        let advertised = config
-            .advertised_kafka_addr
-            .clone()
-            .unwrap_or_else(|| kafka_addr.to_string());
+        let advertised = config.advertised_kafka_addr.clone().unwrap_or_else(|| kafka_addr.to_string());
         register(
             &metadata,
             BrokerInfo {
@@ -139,19 +118,9 @@ impl Broker {
         )
         .await;
 
-        let partitions = Arc::new(PartitionManager::new(
-            node_id,
-            storage.clone(),
-            transport,
-            registry,
-            rcfg,
-        ));
+        let partitions = Arc::new(PartitionManager::new(node_id, storage.clone(), transport, registry, rcfg));
         partitions.reconcile(&metadata.state()).await;
-        tasks.spawn(follow_metadata(
-            metadata.clone(),
-            partitions.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(follow_metadata(metadata.clone(), partitions.clone(), shutdown.clone()));
         create_startup_topics(&config, &metadata).await;
 
         let ctx = Arc::new(kafka::ctx::Ctx {
@@ -161,27 +130,17 @@ impl Broker {
             partitions: partitions.clone(),
             producer_ids: Default::default(),
         });
-        tasks.spawn(kafka::listener::run(
-            kafka_listener,
-            ctx,
-            shutdown.clone(),
-            tasks.clone(),
-        ));
+        tasks.spawn(kafka::listener::run(kafka_listener, ctx, shutdown.clone(), tasks.clone()));
         let app = http::router(http::HttpState { node_id });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            let serve = axum::serve(http_listener, app)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned());
+            let serve =
+                axum::serve(http_listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "http server stopped");
             }
         });
-        tasks.spawn(retention::run(
-            config.clone(),
-            metadata.clone(),
-            partitions.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(retention::run(config.clone(), metadata.clone(), partitions.clone(), shutdown.clone()));
 
         tracing::info!(node_id, kafka = %kafka_addr, http = %http_addr, raft = %raft_addr, "ready");
         Ok(Broker {
@@ -204,14 +163,8 @@ impl Broker {
         self.shutdown.cancel();
         self.tasks.close();
         let deadline = Duration::from_millis(self.config.shutdown_timeout_ms);
-        if tokio::time::timeout(deadline, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                tasks = self.tasks.len(),
-                "tasks still running at the shutdown deadline"
-            );
+        if tokio::time::timeout(deadline, self.tasks.wait()).await.is_err() {
+            tracing::warn!(tasks = self.tasks.len(), "tasks still running at the shutdown deadline");
         }
         self.partitions.shutdown().await;
         if let Err(e) = self.metadata.raft().shutdown().await {
@@ -232,10 +185,7 @@ async fn form_metadata_group(
     raft_addr: SocketAddr,
 ) -> Result<(), BrokerError> {
     let voters = config.voter_list();
-    let initialized = raft
-        .is_initialized()
-        .await
-        .map_err(|e| BrokerError::Raft(e.to_string()))?;
+    let initialized = raft.is_initialized().await.map_err(|e| BrokerError::Raft(e.to_string()))?;
     let lowest = voters.iter().map(|v| v.id).min();
     if !initialized && lowest == Some(config.node_id) {
         let members: BTreeMap<NodeId, BasicNode> = voters
@@ -250,9 +200,7 @@ async fn form_metadata_group(
             })
             .collect();
         tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising the metadata group");
-        raft.initialize(members)
-            .await
-            .map_err(|e| BrokerError::Raft(e.to_string()))?;
+        raft.initialize(members).await.map_err(|e| BrokerError::Raft(e.to_string()))?;
     }
     raft.wait(Some(LEADER_WAIT))
         .metrics(|m| m.current_leader.is_some(), "metadata leader elected")
@@ -266,18 +214,12 @@ async fn register(metadata: &MetadataHandle, info: BrokerInfo) {
     let state = metadata.state();
     if state.cluster_id.is_none() {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        if let Err(e) = metadata
-            .propose(MetadataCommand::Init { cluster_id: id })
-            .await
-        {
+        if let Err(e) = metadata.propose(MetadataCommand::Init { cluster_id: id }).await {
             tracing::warn!(error = %e, "cannot set the cluster id");
         }
     }
     if state.brokers.get(&info.id) != Some(&info) {
-        if let Err(e) = metadata
-            .propose(MetadataCommand::RegisterBroker(info))
-            .await
-        {
+        if let Err(e) = metadata.propose(MetadataCommand::RegisterBroker(info)).await {
             tracing::warn!(error = %e, "cannot register this broker");
         }
     }

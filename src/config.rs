@@ -15,10 +15,7 @@ use crate::raft::types::NodeId;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Parse(#[from] toml::de::Error),
     #[error("invalid value for {key}: {reason}")]
@@ -64,10 +61,7 @@ impl std::str::FromStr for Voter {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let (id, addr) = s
-            .trim()
-            .split_once('@')
-            .ok_or_else(|| format!("'{s}' is not id@host:port"))?;
+        let (id, addr) = s.trim().split_once('@').ok_or_else(|| format!("'{s}' is not id@host:port"))?;
         Ok(Voter {
             id: id.parse().map_err(|_| format!("'{id}' is not a node id"))?,
             raft_addr: addr.to_string(),
@@ -164,14 +158,7 @@ impl Default for Config {
 }
 
 /// `RAFTKA_*` variables read by the CLI and `scripts/cluster`, not settings.
-const NOT_SETTINGS: [&str; 6] = [
-    "CONFIG",
-    "BIN",
-    "CLUSTER_DIR",
-    "KAFKA_PORT",
-    "HTTP_PORT",
-    "RAFT_PORT",
-];
+const NOT_SETTINGS: [&str; 6] = ["CONFIG", "BIN", "CLUSTER_DIR", "KAFKA_PORT", "HTTP_PORT", "RAFT_PORT"];
 
 /// Fields whose environment value is a comma-separated list.
 const LIST_FIELDS: [&str; 2] = ["voters", "create_topics"];
@@ -184,10 +171,8 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
                 toml::from_str::<toml::Table>(&text)?
             }
             None => toml::Table::new(),
@@ -229,12 +214,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.to_string(),
-            })
-        };
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_string() });
         if self.num_partitions < 1 {
             return invalid("num_partitions", "must be at least 1");
         }
@@ -250,42 +230,27 @@ impl Config {
         if self.raft_heartbeat_interval_ms == 0
             || self.raft_election_timeout_ms <= self.raft_heartbeat_interval_ms
         {
-            return invalid(
-                "raft_election_timeout_ms",
-                "must exceed raft_heartbeat_interval_ms",
-            );
+            return invalid("raft_election_timeout_ms", "must exceed raft_heartbeat_interval_ms");
         }
         for spec in &self.create_topics {
             spec.parse::<TopicSpec>()
-                .map_err(|reason| ConfigError::Invalid {
-                    key: "create_topics",
-                    reason,
-                })?;
+                .map_err(|reason| ConfigError::Invalid { key: "create_topics", reason })?;
         }
         for v in &self.voters {
-            v.parse::<Voter>().map_err(|reason| ConfigError::Invalid {
-                key: "voters",
-                reason,
-            })?;
+            v.parse::<Voter>().map_err(|reason| ConfigError::Invalid { key: "voters", reason })?;
         }
         Ok(())
     }
 
     pub fn topic_specs(&self) -> Vec<TopicSpec> {
-        self.create_topics
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .collect()
+        self.create_topics.iter().filter_map(|s| s.parse().ok()).collect()
     }
 
     /// The metadata voters; this node alone when none are configured.
     pub fn voter_list(&self) -> Vec<Voter> {
         let voters: Vec<Voter> = self.voters.iter().filter_map(|s| s.parse().ok()).collect();
         if voters.is_empty() {
-            vec![Voter {
-                id: self.node_id,
-                raft_addr: self.raft_addr.clone(),
-            }]
+            vec![Voter { id: self.node_id, raft_addr: self.raft_addr.clone() }]
         } else {
             voters
         }
@@ -308,23 +273,14 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn defaults_are_a_one_node_cluster() {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.kafka_addr, "127.0.0.1:9092");
-        assert_eq!(
-            c.voter_list(),
-            vec![Voter {
-                id: 1,
-                raft_addr: "127.0.0.1:7001".into()
-            }]
-        );
+        assert_eq!(c.voter_list(), vec![Voter { id: 1, raft_addr: "127.0.0.1:7001".into() }]);
     }
 
     #[test]
@@ -334,10 +290,7 @@ mod tests {
         std::fs::write(&path, "node_id = 3\nnum_partitions = 2\n").unwrap();
         let c = Config::load(
             Some(&path),
-            env(&[
-                ("RAFTKA_NUM_PARTITIONS", "5"),
-                ("RAFTKA_CREATE_TOPICS", "Topic1:1:3,Topic2:1:1:compact"),
-            ]),
+            env(&[("RAFTKA_NUM_PARTITIONS", "5"), ("RAFTKA_CREATE_TOPICS", "Topic1:1:3,Topic2:1:1:compact")]),
         )
         .unwrap();
         assert_eq!(c.node_id, 3);

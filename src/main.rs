@@ -8,11 +8,7 @@ use raftka::broker::Broker;
 use raftka::config::Config;
 
 #[derive(Parser)]
-#[command(
-    name = "raftka",
-    version,
-    about = "A Kafka-compatible broker on Raft and RocksDB"
-)]
+#[command(name = "raftka", version, about = "A Kafka-compatible broker on Raft and RocksDB")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

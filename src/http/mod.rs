@@ -17,10 +17,7 @@ pub struct HttpState {
 }
 
 pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .fallback(not_found)
-        .with_state(state)
+    Router::new().route("/v1/health", get(health)).fallback(not_found).with_state(state)
 }
 
 async fn health(State(s): State<HttpState>) -> impl IntoResponse {
@@ -28,10 +25,7 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": "no such route"})),
-    )
+    (StatusCode::NOT_FOUND, Json(json!({"error": "no such route"})))
 }
 
 #[cfg(test)]
@@ -44,16 +38,10 @@ mod tests {
     #[tokio::test]
     async fn health_is_ok_and_unknown_routes_are_json_404() {
         let app = router(HttpState { node_id: 7 });
-        let resp = app
-            .clone()
-            .oneshot(Request::get("/v1/health").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp =
+            app.clone().oneshot(Request::get("/v1/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let resp = app
-            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = app.oneshot(Request::get("/nope").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -17,10 +17,7 @@ pub fn handle(req: &Request) -> Result<BytesMut, ProtocolError> {
     let api_keys: Vec<ApiVersion> = ROUTES
         .iter()
         .map(|r| {
-            ApiVersion::default()
-                .with_api_key(r.key as i16)
-                .with_min_version(r.min)
-                .with_max_version(r.max)
+            ApiVersion::default().with_api_key(r.key as i16).with_min_version(r.min).with_max_version(r.max)
         })
         .collect();
     let resp = ApiVersionsResponse::default().with_api_keys(api_keys);

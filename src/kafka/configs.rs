@@ -29,25 +29,19 @@ pub fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsRespon
                     None => {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(str_bytes(&format!(
-                                "topic '{name}' does not exist"
-                            ))))
+                            .with_error_message(Some(str_bytes(&format!("topic '{name}' does not exist"))))
                     }
                 },
                 BROKER if name.is_empty() || name == ctx.node_id.to_string() => broker_configs(ctx),
                 BROKER => {
                     return result
                         .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes(&format!(
-                            "broker '{name}' is not this broker"
-                        ))))
+                        .with_error_message(Some(str_bytes(&format!("broker '{name}' is not this broker"))))
                 }
                 other => {
-                    return result
-                        .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes(&format!(
-                            "resource type {other} is not supported"
-                        ))))
+                    return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(
+                        Some(str_bytes(&format!("resource type {other} is not supported"))),
+                    )
                 }
             };
             let wanted = r.configuration_keys.as_ref();
@@ -72,20 +66,11 @@ fn broker_configs(ctx: &Ctx) -> Vec<(String, String, ConfigSource)> {
     let c = &ctx.config;
     [
         ("broker.id", c.node_id.to_string()),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics_enable.to_string(),
-        ),
+        ("auto.create.topics.enable", c.auto_create_topics_enable.to_string()),
         ("num.partitions", c.num_partitions.to_string()),
-        (
-            "default.replication.factor",
-            c.default_replication_factor.to_string(),
-        ),
+        ("default.replication.factor", c.default_replication_factor.to_string()),
         ("message.max.bytes", c.message_max_bytes.to_string()),
-        (
-            "socket.request.max.bytes",
-            c.socket_request_max_bytes.to_string(),
-        ),
+        ("socket.request.max.bytes", c.socket_request_max_bytes.to_string()),
         ("log.retention.ms", c.log_retention_ms.to_string()),
         ("log.retention.bytes", c.log_retention_bytes.to_string()),
     ]

@@ -55,11 +55,7 @@ impl Ctx {
         let deadline = Instant::now() + timeout;
         let mut changes = self.metadata.subscribe();
         loop {
-            let count = self
-                .metadata
-                .state()
-                .topic(topic)
-                .map_or(0, |t| t.partitions.len());
+            let count = self.metadata.state().topic(topic).map_or(0, |t| t.partitions.len());
             if count > 0 && (0..count as i32).all(|p| self.leader_of(topic, p).is_some()) {
                 return true;
             }

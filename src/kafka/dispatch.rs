@@ -6,9 +6,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 
 use crate::kafka::ctx::Ctx;
-use crate::kafka::{
-    api_versions, configs, fetch, list_offsets, metadata, produce, producer_id, topics,
-};
+use crate::kafka::{api_versions, configs, fetch, list_offsets, metadata, produce, producer_id, topics};
 use crate::protocol::header::encode_response;
 use crate::protocol::{ProtocolError, Request};
 
@@ -44,9 +42,7 @@ pub const ROUTES: &[Route] = &[
 const PRODUCE_MIN_SERVED: i16 = 3;
 
 fn supported(key: ApiKey, version: i16) -> bool {
-    ROUTES
-        .iter()
-        .any(|r| r.key == key && (r.min..=r.max).contains(&version))
+    ROUTES.iter().any(|r| r.key == key && (r.min..=r.max).contains(&version))
 }
 
 /// Handles one request; `Ok(None)` means no response is due (acks=0).
@@ -55,13 +51,8 @@ pub async fn dispatch(ctx: &Ctx, mut req: Request) -> Result<Option<BytesMut>, P
     if req.api_key == ApiKey::ApiVersions {
         return api_versions::handle(&req).map(Some);
     }
-    if !supported(req.api_key, version)
-        || (req.api_key == ApiKey::Produce && version < PRODUCE_MIN_SERVED)
-    {
-        return Err(ProtocolError::UnsupportedVersion {
-            key: req.api_key as i16,
-            version,
-        });
+    if !supported(req.api_key, version) || (req.api_key == ApiKey::Produce && version < PRODUCE_MIN_SERVED) {
+        return Err(ProtocolError::UnsupportedVersion { key: req.api_key as i16, version });
     }
     let reply = match req.api_key {
         ApiKey::Produce => {
@@ -77,7 +68,7 @@ pub async fn dispatch(ctx: &Ctx, mut req: Request) -> Result<Option<BytesMut>, P
         }
         ApiKey::ListOffsets => {
             let body = req.decode()?;
-            encode_response(&req, &list_offsets::handle(ctx, body))?
+            encode_response(&req, &list_offsets::handle(ctx, version, body))?
         }
         ApiKey::Metadata => {
             let body = req.decode()?;
@@ -103,12 +94,7 @@ pub async fn dispatch(ctx: &Ctx, mut req: Request) -> Result<Option<BytesMut>, P
             let body = req.decode()?;
             encode_response(&req, &producer_id::handle(ctx, body).await)?
         }
-        other => {
-            return Err(ProtocolError::UnsupportedVersion {
-                key: other as i16,
-                version,
-            })
-        }
+        other => return Err(ProtocolError::UnsupportedVersion { key: other as i16, version }),
     };
     Ok(Some(reply))
 }

@@ -52,9 +52,7 @@ pub fn metadata_code(e: &MetadataError) -> ResponseError {
     match e {
         MetadataError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
         MetadataError::Rejected(Rejection::TopicExists(_)) => ResponseError::TopicAlreadyExists,
-        MetadataError::Rejected(Rejection::UnknownTopic(_)) => {
-            ResponseError::UnknownTopicOrPartition
-        }
+        MetadataError::Rejected(Rejection::UnknownTopic(_)) => ResponseError::UnknownTopicOrPartition,
         MetadataError::Rejected(Rejection::PartitionsNotIncreasing { .. }) => {
             ResponseError::InvalidPartitions
         }

@@ -25,11 +25,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
-    let max_bytes = if req.max_bytes > 0 {
-        req.max_bytes as usize
-    } else {
-        usize::MAX
-    };
+    let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
     loop {
         let mut watchers: Vec<watch::Receiver<LogOffsets>> = Vec::new();
         let (responses, bytes, errored) = read_all(ctx, &req, max_bytes, &mut watchers);
@@ -67,14 +63,12 @@ fn read_all(
                 Lookup::Leader(h) => h,
                 Lookup::NotLeader => {
                     errored = true;
-                    partitions
-                        .push(data.with_error_code(ResponseError::NotLeaderOrFollower.code()));
+                    partitions.push(data.with_error_code(ResponseError::NotLeaderOrFollower.code()));
                     continue;
                 }
                 Lookup::UnknownTopicOrPartition => {
                     errored = true;
-                    partitions
-                        .push(data.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    partitions.push(data.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                     continue;
                 }
             };
@@ -107,9 +101,7 @@ fn read_all(
             }
         }
         topics.push(
-            FetchableTopicResponse::default()
-                .with_topic(topic.topic.clone())
-                .with_partitions(partitions),
+            FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions),
         );
     }
     (topics, total, errored)

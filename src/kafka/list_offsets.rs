@@ -16,39 +16,41 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
-    let topics =
-        req.topics
-            .into_iter()
-            .map(|t| {
-                let name = t.name.as_str().to_string();
-                let partitions =
-                    t.partitions
-                        .into_iter()
-                        .map(|p| {
-                            let resp = ListOffsetsPartitionResponse::default()
-                                .with_partition_index(p.partition_index);
-                            match ctx.leader_replica(&name, p.partition_index) {
-                                Lookup::Leader(h) => match lookup(&h, p.timestamp) {
-                                    Ok((offset, timestamp)) => resp
-                                        .with_offset(offset)
-                                        .with_timestamp(timestamp)
-                                        .with_leader_epoch(h.leader_epoch()),
-                                    Err(code) => resp.with_error_code(code.code()),
-                                },
-                                Lookup::NotLeader => {
-                                    resp.with_error_code(ResponseError::NotLeaderOrFollower.code())
+pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.as_str().to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp =
+                        ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    match ctx.leader_replica(&name, p.partition_index) {
+                        Lookup::Leader(h) => match lookup(&h, p.timestamp) {
+                            Ok((offset, timestamp)) => {
+                                let resp = resp.with_offset(offset).with_timestamp(timestamp);
+                                // Leader epochs exist from v4; setting one earlier fails encoding.
+                                if version >= 4 {
+                                    resp.with_leader_epoch(h.leader_epoch())
+                                } else {
+                                    resp
                                 }
-                                Lookup::UnknownTopicOrPartition => resp
-                                    .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
                             }
-                        })
-                        .collect();
-                ListOffsetsTopicResponse::default()
-                    .with_name(t.name)
-                    .with_partitions(partitions)
-            })
-            .collect();
+                            Err(code) => resp.with_error_code(code.code()),
+                        },
+                        Lookup::NotLeader => resp.with_error_code(ResponseError::NotLeaderOrFollower.code()),
+                        Lookup::UnknownTopicOrPartition => {
+                            resp.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
     ListOffsetsResponse::default().with_topics(topics)
 }
 

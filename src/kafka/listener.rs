@@ -12,12 +12,7 @@ use crate::kafka::connection;
 use crate::kafka::ctx::Ctx;
 use crate::protocol::ProtocolError;
 
-pub async fn run(
-    listener: TcpListener,
-    ctx: Arc<Ctx>,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-) {
+pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: CancellationToken, tasks: TaskTracker) {
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
     loop {
         let permit = tokio::select! {

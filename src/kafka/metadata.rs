@@ -25,11 +25,7 @@ pub async fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataRe
     let requested: Option<Vec<String>> = match req.topics {
         // v0 has no null: an empty list means every topic.
         Some(t) if version == 0 && t.is_empty() => None,
-        Some(t) => Some(
-            t.into_iter()
-                .filter_map(|t| t.name.map(|n| n.as_str().to_string()))
-                .collect(),
-        ),
+        Some(t) => Some(t.into_iter().filter_map(|t| t.name.map(|n| n.as_str().to_string())).collect()),
         None => None,
     };
     let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
@@ -62,18 +58,12 @@ pub async fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataRe
     let names: Vec<String> = requested.unwrap_or_else(|| state.topics.keys().cloned().collect());
     let topics = names
         .into_iter()
-        .map(
-            |name| match (state.topic(&name), creation_errors.get(&name)) {
-                (Some(t), _) => describe_topic(ctx, t),
-                (None, code) => MetadataResponseTopic::default()
-                    .with_name(Some(TopicName(str_bytes(&name))))
-                    .with_error_code(
-                        code.copied()
-                            .unwrap_or(ResponseError::UnknownTopicOrPartition)
-                            .code(),
-                    ),
-            },
-        )
+        .map(|name| match (state.topic(&name), creation_errors.get(&name)) {
+            (Some(t), _) => describe_topic(ctx, t),
+            (None, code) => MetadataResponseTopic::default()
+                .with_name(Some(TopicName(str_bytes(&name))))
+                .with_error_code(code.copied().unwrap_or(ResponseError::UnknownTopicOrPartition).code()),
+        })
         .collect();
     let controller = ctx.metadata.controller().0.map_or(-1, |id| id as i32);
     MetadataResponse::default()
@@ -99,13 +89,8 @@ async fn auto_create(ctx: &Ctx, name: &str, allowed: bool) -> Option<ResponseErr
         configs: BTreeMap::new(),
     };
     match ctx.metadata.create_topic(&req, false).await {
-        Ok(_)
-        | Err(MetadataError::Rejected(crate::metadata::command::Rejection::TopicExists(_))) => {
-            tracing::info!(
-                topic = name,
-                partitions = req.partitions,
-                "auto-created topic"
-            );
+        Ok(_) | Err(MetadataError::Rejected(crate::metadata::command::Rejection::TopicExists(_))) => {
+            tracing::info!(topic = name, partitions = req.partitions, "auto-created topic");
             if ctx.wait_for_leaders(name, AUTO_CREATE_WAIT).await {
                 None
             } else {
@@ -136,9 +121,9 @@ fn describe_topic(ctx: &Ctx, t: &TopicInfo) -> MetadataResponseTopic {
                 .with_replica_nodes(replicas.clone())
                 .with_isr_nodes(replicas);
             match ctx.leader_of(&t.name, i as i32) {
-                Some((leader, epoch)) => part
-                    .with_leader_id(BrokerId(leader as i32))
-                    .with_leader_epoch(epoch),
+                Some((leader, epoch)) => {
+                    part.with_leader_id(BrokerId(leader as i32)).with_leader_epoch(epoch)
+                }
                 None => part
                     .with_leader_id(BrokerId(-1))
                     .with_error_code(ResponseError::LeaderNotAvailable.code()),

@@ -51,11 +51,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Option<ProduceResponse> {
             }
         }))
         .await;
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(parts),
-        );
+        responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(parts));
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
@@ -72,25 +68,15 @@ async fn append(
         Lookup::UnknownTopicOrPartition => return Err(ResponseError::UnknownTopicOrPartition),
     };
     let records: Bytes = data.records.unwrap_or_default();
-    let max = ctx
-        .metadata
-        .state()
-        .topic(topic)
-        .map_or(i64::from(ctx.config.message_max_bytes), |t| {
-            Effective::resolve(&t.configs, &ctx.config).max_message_bytes
-        });
+    let max = ctx.metadata.state().topic(topic).map_or(i64::from(ctx.config.message_max_bytes), |t| {
+        Effective::resolve(&t.configs, &ctx.config).max_message_bytes
+    });
     let batches = batch::validate(&records).map_err(|e| {
         tracing::info!(topic, partition = data.index, error = %e, "produce rejected");
         batch_code(&e)
     })?;
     if let Some((_, big)) = batches.iter().find(|(_, b)| b.len() as i64 > max) {
-        tracing::info!(
-            topic,
-            partition = data.index,
-            size = big.len(),
-            max,
-            "record batch too large"
-        );
+        tracing::info!(topic, partition = data.index, size = big.len(), max, "record batch too large");
         return Err(ResponseError::MessageTooLarge);
     }
     let appended = handle.append(records, timeout).await.map_err(|e| {

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -32,11 +30,7 @@ pub async fn create(ctx: &Ctx, version: i16, req: CreateTopicsRequest) -> Create
     for t in req.topics {
         let name = t.name.as_str().to_string();
         let (partitions, rf) = if t.assignments.is_empty() {
-            let p = if t.num_partitions == -1 {
-                ctx.config.num_partitions
-            } else {
-                t.num_partitions
-            };
+            let p = if t.num_partitions == -1 { ctx.config.num_partitions } else { t.num_partitions };
             let rf = if t.replication_factor == -1 {
                 i32::from(ctx.config.default_replication_factor).min(live)
             } else {
@@ -44,40 +38,23 @@ pub async fn create(ctx: &Ctx, version: i16, req: CreateTopicsRequest) -> Create
             };
             (p, rf)
         } else {
-            (
-                t.assignments.len() as i32,
-                t.assignments
-                    .first()
-                    .map_or(0, |a| a.broker_ids.len() as i32),
-            )
+            (t.assignments.len() as i32, t.assignments.first().map_or(0, |a| a.broker_ids.len() as i32))
         };
         let configs: BTreeMap<String, String> = t
             .configs
             .iter()
-            .filter_map(|c| {
-                Some((
-                    c.name.as_str().to_string(),
-                    c.value.as_ref()?.as_str().to_string(),
-                ))
-            })
+            .filter_map(|c| Some((c.name.as_str().to_string(), c.value.as_ref()?.as_str().to_string())))
             .collect();
-        let new = NewTopic {
-            name: name.clone(),
-            partitions,
-            replication_factor: rf,
-            configs: configs.clone(),
-        };
+        let new =
+            NewTopic { name: name.clone(), partitions, replication_factor: rf, configs: configs.clone() };
         let result = CreatableTopicResult::default().with_name(t.name);
         match ctx.metadata.create_topic(&new, req.validate_only).await {
             Ok(id) => {
                 if !req.validate_only {
                     tracing::info!(topic = %name, partitions, replication_factor = rf, "topic created");
-                    ctx.wait_for_leaders(&name, timeout_of(req.timeout_ms))
-                        .await;
+                    ctx.wait_for_leaders(&name, timeout_of(req.timeout_ms)).await;
                 }
-                let mut r = result
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(rf as i16);
+                let mut r = result.with_num_partitions(partitions).with_replication_factor(rf as i16);
                 if version >= 7 {
                     r = r.with_topic_id(id);
                 }
@@ -105,18 +82,14 @@ pub async fn create(ctx: &Ctx, version: i16, req: CreateTopicsRequest) -> Create
 }
 
 fn error_result(r: CreatableTopicResult, e: &MetadataError) -> CreatableTopicResult {
-    r.with_error_code(metadata_code(e).code())
-        .with_error_message(Some(str_bytes(&e.to_string())))
+    r.with_error_code(metadata_code(e).code()).with_error_message(Some(str_bytes(&e.to_string())))
 }
 
 pub async fn delete(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     // v6 names topics in `topics` (by name or id); earlier versions in `topic_names`.
     let state = ctx.metadata.state();
-    let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
-        .topic_names
-        .iter()
-        .map(|n| (Some(n.as_str().to_string()), uuid::Uuid::nil()))
-        .collect();
+    let mut targets: Vec<(Option<String>, uuid::Uuid)> =
+        req.topic_names.iter().map(|n| (Some(n.as_str().to_string()), uuid::Uuid::nil())).collect();
     for t in &req.topics {
         let name = t.name.as_ref().map(|n| n.as_str().to_string()).or_else(|| {
             state
@@ -129,8 +102,7 @@ pub async fn delete(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> Delete
     }
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
-        let mut r = DeletableTopicResult::default()
-            .with_name(name.clone().map(|n| TopicName(str_bytes(&n))));
+        let mut r = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str_bytes(&n))));
         if version >= 6 {
             r = r.with_topic_id(id);
         }
@@ -152,24 +124,16 @@ pub async fn delete(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> Delete
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub async fn create_partitions(
-    ctx: &Ctx,
-    req: CreatePartitionsRequest,
-) -> CreatePartitionsResponse {
+pub async fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.as_str().to_string();
         let r = CreatePartitionsTopicResult::default().with_name(t.name);
-        match ctx
-            .metadata
-            .create_partitions(&name, t.count, req.validate_only)
-            .await
-        {
+        match ctx.metadata.create_partitions(&name, t.count, req.validate_only).await {
             Ok(()) => {
                 if !req.validate_only {
                     tracing::info!(topic = %name, count = t.count, "partitions created");
-                    ctx.wait_for_leaders(&name, timeout_of(req.timeout_ms))
-                        .await;
+                    ctx.wait_for_leaders(&name, timeout_of(req.timeout_ms)).await;
                 }
                 results.push(r);
             }

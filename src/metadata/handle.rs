@@ -55,12 +55,7 @@ pub struct MetadataHandle {
 
 /// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
-    let invalid = |reason| {
-        Err(MetadataError::InvalidTopicName {
-            name: name.to_string(),
-            reason,
-        })
-    };
+    let invalid = |reason| Err(MetadataError::InvalidTopicName { name: name.to_string(), reason });
     if name.is_empty() {
         return invalid("empty");
     }
@@ -70,26 +65,15 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
     if name == "." || name == ".." {
         return invalid("'.' and '..' are reserved");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
         return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
 }
 
 impl MetadataHandle {
-    pub fn new(
-        raft: MetaRaft,
-        state: watch::Receiver<Arc<MetadataState>>,
-        write_timeout: Duration,
-    ) -> Self {
-        Self {
-            raft,
-            state,
-            write_timeout,
-        }
+    pub fn new(raft: MetaRaft, state: watch::Receiver<Arc<MetadataState>>, write_timeout: Duration) -> Self {
+        Self { raft, state, write_timeout }
     }
 
     pub fn state(&self) -> Arc<MetadataState> {
@@ -129,9 +113,7 @@ impl MetadataHandle {
             },
             Err(openraft::error::RaftError::APIError(
                 openraft::error::ClientWriteError::ForwardToLeader(f),
-            )) => Err(MetadataError::NotController {
-                leader: f.leader_id,
-            }),
+            )) => Err(MetadataError::NotController { leader: f.leader_id }),
             Err(openraft::error::RaftError::APIError(
                 openraft::error::ClientWriteError::ChangeMembershipError(_),
             )) => Err(MetadataError::NotController { leader: None }),
@@ -140,11 +122,7 @@ impl MetadataHandle {
     }
 
     /// Validates `req` and, unless `validate_only`, creates the topic.
-    pub async fn create_topic(
-        &self,
-        req: &NewTopic,
-        validate_only: bool,
-    ) -> Result<Uuid, MetadataError> {
+    pub async fn create_topic(&self, req: &NewTopic, validate_only: bool) -> Result<Uuid, MetadataError> {
         validate_topic_name(&req.name)?;
         if req.partitions < 1 {
             return Err(MetadataError::InvalidPartitions(req.partitions));
@@ -169,12 +147,8 @@ impl MetadataHandle {
         // Rotate the start by the topic count so single-partition topics do
         // not all get their leader on the same broker.
         let offset = self.state().topics.len();
-        let replicas = placement::place(
-            &brokers,
-            req.partitions as usize,
-            req.replication_factor as usize,
-            offset,
-        );
+        let replicas =
+            placement::place(&brokers, req.partitions as usize, req.replication_factor as usize, offset);
         self.propose(MetadataCommand::CreateTopic {
             name: req.name.clone(),
             id,
@@ -189,11 +163,7 @@ impl MetadataHandle {
         if self.state().topic(name).is_none() {
             return Err(Rejection::UnknownTopic(name.to_string()).into());
         }
-        self.propose(MetadataCommand::DeleteTopic {
-            name: name.to_string(),
-        })
-        .await
-        .map(|_| ())
+        self.propose(MetadataCommand::DeleteTopic { name: name.to_string() }).await.map(|_| ())
     }
 
     /// Grows `name` to `count` partitions.
@@ -204,16 +174,12 @@ impl MetadataHandle {
         validate_only: bool,
     ) -> Result<(), MetadataError> {
         let state = self.state();
-        let topic = state
-            .topic(name)
-            .ok_or_else(|| Rejection::UnknownTopic(name.to_string()))?;
+        let topic = state.topic(name).ok_or_else(|| Rejection::UnknownTopic(name.to_string()))?;
         let current = topic.partitions.len();
         if count < 1 || (count as usize) <= current {
-            return Err(Rejection::PartitionsNotIncreasing {
-                current,
-                requested: count.max(0) as usize,
-            }
-            .into());
+            return Err(
+                Rejection::PartitionsNotIncreasing { current, requested: count.max(0) as usize }.into()
+            );
         }
         let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
         let brokers = self.live_brokers();
@@ -227,12 +193,7 @@ impl MetadataHandle {
             return Ok(());
         }
         let replicas = placement::place(&brokers, count as usize - current, rf, current);
-        self.propose(MetadataCommand::CreatePartitions {
-            name: name.to_string(),
-            replicas,
-        })
-        .await
-        .map(|_| ())
+        self.propose(MetadataCommand::CreatePartitions { name: name.to_string(), replicas }).await.map(|_| ())
     }
 
     pub async fn alter_configs(
@@ -252,21 +213,12 @@ impl MetadataHandle {
         if self.state().topic(name).is_none() {
             return Err(Rejection::UnknownTopic(name.to_string()).into());
         }
-        self.propose(MetadataCommand::AlterConfigs {
-            name: name.to_string(),
-            set,
-            delete,
-        })
-        .await
-        .map(|_| ())
+        self.propose(MetadataCommand::AlterConfigs { name: name.to_string(), set, delete }).await.map(|_| ())
     }
 
     /// Reserves a block of `count` producer ids and returns the first.
     pub async fn allocate_producer_ids(&self, count: i64) -> Result<i64, MetadataError> {
-        match self
-            .propose(MetadataCommand::AllocateProducerIds { count })
-            .await?
-        {
+        match self.propose(MetadataCommand::AllocateProducerIds { count }).await? {
             MetadataResponse::ProducerIds { first } => Ok(first),
             _ => Err(MetadataError::ShuttingDown),
         }

@@ -59,25 +59,12 @@ impl MetadataState {
                 self.brokers.insert(info.id, info);
                 MetadataResponse::Done
             }
-            MetadataCommand::CreateTopic {
-                name,
-                id,
-                replicas,
-                configs,
-            } => {
+            MetadataCommand::CreateTopic { name, id, replicas, configs } => {
                 if self.topics.contains_key(&name) {
                     return MetadataResponse::Rejected(Rejection::TopicExists(name));
                 }
                 let partitions = self.new_partitions(replicas);
-                self.topics.insert(
-                    name.clone(),
-                    TopicInfo {
-                        name,
-                        id,
-                        partitions,
-                        configs,
-                    },
-                );
+                self.topics.insert(name.clone(), TopicInfo { name, id, partitions, configs });
                 MetadataResponse::Done
             }
             MetadataCommand::DeleteTopic { name } => match self.topics.remove(&name) {
@@ -100,8 +87,7 @@ impl MetadataState {
                 }
                 MetadataResponse::Done
             }
-            MetadataCommand::AlterConfigs { name, set, delete } => match self.topics.get_mut(&name)
-            {
+            MetadataCommand::AlterConfigs { name, set, delete } => match self.topics.get_mut(&name) {
                 Some(topic) => {
                     for key in delete {
                         topic.configs.remove(&key);
@@ -164,16 +150,9 @@ mod tests {
         let mut s = MetadataState::default();
         assert_eq!(s.apply(create("a", 2)), MetadataResponse::Done);
         assert_eq!(s.apply(create("b", 1)), MetadataResponse::Done);
-        let groups: Vec<_> = s
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.iter().map(|p| p.group))
-            .collect();
+        let groups: Vec<_> = s.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group)).collect();
         assert_eq!(groups, vec![1, 2, 3]);
-        assert_eq!(
-            s.apply(create("a", 1)),
-            MetadataResponse::Rejected(Rejection::TopicExists("a".into()))
-        );
+        assert_eq!(s.apply(create("a", 1)), MetadataResponse::Rejected(Rejection::TopicExists("a".into())));
     }
 
     #[test]
@@ -189,10 +168,7 @@ mod tests {
     fn create_partitions_appends_and_producer_ids_are_unique() {
         let mut s = MetadataState::default();
         s.apply(create("a", 1));
-        s.apply(MetadataCommand::CreatePartitions {
-            name: "a".into(),
-            replicas: vec![vec![1], vec![1]],
-        });
+        s.apply(MetadataCommand::CreatePartitions { name: "a".into(), replicas: vec![vec![1], vec![1]] });
         assert_eq!(s.topics["a"].partitions.len(), 3);
         let a = s.apply(MetadataCommand::AllocateProducerIds { count: 10 });
         let b = s.apply(MetadataCommand::AllocateProducerIds { count: 10 });

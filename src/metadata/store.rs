@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -66,12 +66,8 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
-    {
-        Ok((
-            self.image.applied.last_applied,
-            self.image.applied.membership.clone(),
-        ))
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+        Ok((self.image.applied.last_applied, self.image.applied.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<MetadataResponse>, StorageError<NodeId>>
@@ -96,15 +92,10 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ImageSnapshot::new(
-            self.image.applied.clone(),
-            storage::encode("metadata state", &self.image.state),
-        )
+        ImageSnapshot::new(self.image.applied.clone(), storage::encode("metadata state", &self.image.state))
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -116,18 +107,13 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
         let state: MetadataState =
             storage::decode("metadata snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
         self.image = Image {
-            applied: Applied {
-                last_applied: meta.last_log_id,
-                membership: meta.last_membership.clone(),
-            },
+            applied: Applied { last_applied: meta.last_log_id, membership: meta.last_membership.clone() },
             state,
         };
         self.persist_and_publish()
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<MetaConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<MetaConfig>>, StorageError<NodeId>> {
         let mut builder = self.get_snapshot_builder().await;
         builder.build_snapshot().await.map(Some)
     }

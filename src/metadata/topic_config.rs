@@ -18,11 +18,7 @@ pub enum TopicConfigError {
     #[error("unknown topic config '{0}'")]
     Unknown(String),
     #[error("invalid value '{value}' for {key}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: &'static str,
-    },
+    Invalid { key: String, value: String, reason: &'static str },
 }
 
 #[derive(Clone, Copy)]
@@ -35,22 +31,14 @@ enum Kind {
 
 /// (key, kind, default when the broker has no setting of its own).
 const KNOWN: &[(&str, Kind, &str)] = &[
-    (
-        "cleanup.policy",
-        Kind::Words(&["delete", "compact"]),
-        "delete",
-    ),
+    ("cleanup.policy", Kind::Words(&["delete", "compact"]), "delete"),
     (
         "compression.type",
         Kind::Words(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
         "producer",
     ),
     ("max.message.bytes", Kind::Long(0), "1048588"),
-    (
-        "message.timestamp.type",
-        Kind::Words(&["CreateTime"]),
-        "CreateTime",
-    ),
+    ("message.timestamp.type", Kind::Words(&["CreateTime"]), "CreateTime"),
     ("min.insync.replicas", Kind::Long(1), "1"),
     ("retention.bytes", Kind::Long(-1), "-1"),
     ("retention.ms", Kind::Long(-1), "604800000"),
@@ -63,13 +51,7 @@ pub fn validate(key: &str, value: &str) -> Result<(), TopicConfigError> {
     let Some((_, kind, _)) = KNOWN.iter().find(|(k, _, _)| *k == key) else {
         return Err(TopicConfigError::Unknown(key.to_string()));
     };
-    let invalid = |reason| {
-        Err(TopicConfigError::Invalid {
-            key: key.into(),
-            value: value.into(),
-            reason,
-        })
-    };
+    let invalid = |reason| Err(TopicConfigError::Invalid { key: key.into(), value: value.into(), reason });
     match kind {
         Kind::Long(min) => match value.trim().parse::<i64>() {
             Ok(v) if v >= *min => Ok(()),
@@ -126,10 +108,7 @@ pub struct Effective {
 impl Effective {
     pub fn resolve(overrides: &BTreeMap<String, String>, broker: &Config) -> Self {
         let get = |key: &str, default: i64| {
-            overrides
-                .get(key)
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
+            overrides.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
         };
         Self {
             max_message_bytes: get("max.message.bytes", i64::from(broker.message_max_bytes)),
@@ -148,18 +127,9 @@ mod tests {
         assert!(validate("retention.ms", "1000").is_ok());
         assert!(validate("retention.ms", "-1").is_ok());
         assert!(validate("cleanup.policy", "compact,delete").is_ok());
-        assert!(matches!(
-            validate("retention.ms", "soon"),
-            Err(TopicConfigError::Invalid { .. })
-        ));
-        assert!(matches!(
-            validate("retention.ms", "-5"),
-            Err(TopicConfigError::Invalid { .. })
-        ));
-        assert!(matches!(
-            validate("no.such", "1"),
-            Err(TopicConfigError::Unknown(_))
-        ));
+        assert!(matches!(validate("retention.ms", "soon"), Err(TopicConfigError::Invalid { .. })));
+        assert!(matches!(validate("retention.ms", "-5"), Err(TopicConfigError::Invalid { .. })));
+        assert!(matches!(validate("no.such", "1"), Err(TopicConfigError::Unknown(_))));
     }
 
     #[test]

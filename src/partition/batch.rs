@@ -54,9 +54,7 @@ pub struct BatchHeader {
 }
 
 fn be<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], BatchError> {
-    b.get(at..at + N)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(BatchError::Truncated)
+    b.get(at..at + N).and_then(|s| s.try_into().ok()).ok_or(BatchError::Truncated)
 }
 
 impl BatchHeader {
@@ -172,7 +170,7 @@ pub(crate) mod tests {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                sequence: i as i32 - 1,
                 timestamp: 1_000 + i as i64,
                 key: None,
                 value: Some(Bytes::from(format!("value-{i}"))),
@@ -180,23 +178,16 @@ pub(crate) mod tests {
             })
             .collect();
         let mut buf = bytes::BytesMut::new();
-        let opts = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
+        let opts = RecordEncodeOptions { version: 2, compression };
         RecordBatchEncoder::encode(&mut buf, &records, &opts).unwrap();
         buf.freeze()
     }
 
     #[test]
     fn valid_batches_pass_for_every_codec() {
-        for c in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for c in
+            [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
+        {
             let b = batch(5, c);
             let parsed = validate(&b).unwrap();
             assert_eq!(parsed.len(), 1);
@@ -231,10 +222,7 @@ pub(crate) mod tests {
         }
         let mut bad_magic = b.to_vec();
         bad_magic[16] = 1;
-        assert_eq!(
-            validate(&Bytes::from(bad_magic)),
-            Err(BatchError::UnsupportedMagic(1))
-        );
+        assert_eq!(validate(&Bytes::from(bad_magic)), Err(BatchError::UnsupportedMagic(1)));
     }
 
     proptest::proptest! {

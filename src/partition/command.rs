@@ -9,10 +9,7 @@ pub enum PartitionCommand {
     Append { records: Bytes },
     /// Moves the log start forward to `log_start_offset` (a batch boundary),
     /// deleting whole batches below it; `removed_bytes` is their stored size.
-    Trim {
-        log_start_offset: i64,
-        removed_bytes: u64,
-    },
+    Trim { log_start_offset: i64, removed_bytes: u64 },
 }
 
 /// Why a partition refused an append; travels in Raft responses.
@@ -28,10 +25,7 @@ pub enum AppendRejection {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionResponse {
-    Appended {
-        base_offset: i64,
-        log_start_offset: i64,
-    },
+    Appended { base_offset: i64, log_start_offset: i64 },
     Rejected(AppendRejection),
     Trimmed,
 }

@@ -42,11 +42,7 @@ pub struct PartitionHandle {
 
 impl std::fmt::Debug for PartitionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}-{} (group {})",
-            self.topic, self.partition, self.group
-        )
+        write!(f, "{}-{} (group {})", self.topic, self.partition, self.group)
     }
 }
 
@@ -63,22 +59,11 @@ impl PartitionHandle {
     }
 
     /// Appends validated batches once a majority of replicas has them.
-    pub async fn append(
-        &self,
-        records: Bytes,
-        timeout: Duration,
-    ) -> Result<Appended, PartitionError> {
-        match self
-            .propose(PartitionCommand::Append { records }, timeout)
-            .await?
-        {
-            PartitionResponse::Appended {
-                base_offset,
-                log_start_offset,
-            } => Ok(Appended {
-                base_offset,
-                log_start_offset,
-            }),
+    pub async fn append(&self, records: Bytes, timeout: Duration) -> Result<Appended, PartitionError> {
+        match self.propose(PartitionCommand::Append { records }, timeout).await? {
+            PartitionResponse::Appended { base_offset, log_start_offset } => {
+                Ok(Appended { base_offset, log_start_offset })
+            }
             PartitionResponse::Rejected(r) => Err(r.into()),
             PartitionResponse::Trimmed => Err(PartitionError::ShuttingDown),
         }
@@ -95,9 +80,7 @@ impl PartitionHandle {
         match result {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(PartitionError::NotLeader {
-                    leader: f.leader_id,
-                })
+                Err(PartitionError::NotLeader { leader: f.leader_id })
             }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => {
                 Err(PartitionError::NotLeader { leader: None })

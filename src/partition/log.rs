@@ -32,11 +32,7 @@ pub struct ReadBatches {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
-    OffsetOutOfRange {
-        offset: i64,
-        log_start_offset: i64,
-        high_watermark: i64,
-    },
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, high_watermark: i64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -49,10 +45,7 @@ pub struct PartitionLog {
 
 impl std::fmt::Debug for PartitionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionLog")
-            .field("group", &self.group)
-            .field("offsets", &self.offsets())
-            .finish()
+        f.debug_struct("PartitionLog").field("group", &self.group).field("offsets", &self.offsets()).finish()
     }
 }
 
@@ -62,11 +55,7 @@ fn offset_key(group: GroupId, offset: i64) -> [u8; 16] {
 
 impl PartitionLog {
     pub fn new(storage: Arc<Storage>, group: GroupId, offsets: LogOffsets) -> Self {
-        Self {
-            storage,
-            group,
-            offsets: watch::Sender::new(offsets),
-        }
+        Self { storage, group, offsets: watch::Sender::new(offsets) }
     }
 
     pub fn group(&self) -> GroupId {
@@ -101,26 +90,16 @@ impl PartitionLog {
     /// up to `max_bytes` (always at least one batch, as Kafka does since
     /// KIP-74, so a consumer can make progress past a large batch).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadBatches, ReadError> {
-        let LogOffsets {
-            log_start_offset,
-            high_watermark,
-        } = self.offsets();
+        let LogOffsets { log_start_offset, high_watermark } = self.offsets();
         if offset < log_start_offset || offset > high_watermark {
-            return Err(ReadError::OffsetOutOfRange {
-                offset,
-                log_start_offset,
-                high_watermark,
-            });
+            return Err(ReadError::OffsetOutOfRange { offset, log_start_offset, high_watermark });
         }
         let mut out = ReadBatches::default();
         if offset == high_watermark {
             return Ok(out);
         }
         let start = keys::group_start(self.group);
-        let from = match self
-            .storage
-            .at_or_before(Cf::Records, &start, &self.record_key(offset))?
-        {
+        let from = match self.storage.at_or_before(Cf::Records, &start, &self.record_key(offset))? {
             Some((key, value)) => match BatchHeader::parse(&value) {
                 Ok(h) if h.last_offset() >= offset => key.to_vec(),
                 _ => self.record_key(offset).to_vec(),
@@ -128,15 +107,14 @@ impl PartitionLog {
             None => self.record_key(offset).to_vec(),
         };
         let end = self.record_key(high_watermark);
-        self.storage
-            .for_each(Cf::Records, &from, &end, |_, value| {
-                if out.batches > 0 && out.bytes.len() + value.len() > max_bytes {
-                    return false;
-                }
-                out.bytes.extend_from_slice(value);
-                out.batches += 1;
-                true
-            })?;
+        self.storage.for_each(Cf::Records, &from, &end, |_, value| {
+            if out.batches > 0 && out.bytes.len() + value.len() > max_bytes {
+                return false;
+            }
+            out.bytes.extend_from_slice(value);
+            out.batches += 1;
+            true
+        })?;
         Ok(out)
     }
 
@@ -180,15 +158,10 @@ impl PartitionLog {
         let offsets = self.offsets();
         let from = self.record_key(offsets.log_start_offset);
         let to = self.record_key(offsets.high_watermark);
-        self.storage.for_each(
-            Cf::Records,
-            &from,
-            &to,
-            |_, value| match BatchHeader::parse(value) {
-                Ok(h) => visit(&h, value),
-                Err(_) => true,
-            },
-        )
+        self.storage.for_each(Cf::Records, &from, &to, |_, value| match BatchHeader::parse(value) {
+            Ok(h) => visit(&h, value),
+            Err(_) => true,
+        })
     }
 }
 
@@ -196,8 +169,5 @@ impl PartitionLog {
 fn first_record_at_or_after(batch: Bytes, timestamp: i64) -> Option<(i64, i64)> {
     let mut buf = batch;
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= timestamp)
-        .map(|r| (r.offset, r.timestamp))
+    set.records.iter().find(|r| r.timestamp >= timestamp).map(|r| (r.offset, r.timestamp))
 }

@@ -46,14 +46,7 @@ impl PartitionManager {
         registry: Arc<Registry>,
         raft_config: Arc<openraft::Config>,
     ) -> Self {
-        Self {
-            node_id,
-            storage,
-            transport,
-            registry,
-            raft_config,
-            partitions: RwLock::new(HashMap::new()),
-        }
+        Self { node_id, storage, transport, registry, raft_config, partitions: RwLock::new(HashMap::new()) }
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
@@ -62,26 +55,17 @@ impl PartitionManager {
     }
 
     pub fn all(&self) -> Vec<PartitionHandle> {
-        self.partitions
-            .read()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        self.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Starts the groups this node should host and stops the rest.
     pub async fn reconcile(&self, state: &MetadataState) {
-        let desired: HashMap<Key, &PartitionInfo> = state
-            .replicas_on(self.node_id)
-            .map(|(t, p, info)| ((Arc::from(t), p), info))
-            .collect();
+        let desired: HashMap<Key, &PartitionInfo> =
+            state.replicas_on(self.node_id).map(|(t, p, info)| ((Arc::from(t), p), info)).collect();
         let stale: Vec<PartitionHandle> = self
             .all()
             .into_iter()
-            .filter(|h| {
-                desired
-                    .get(&(h.topic.clone(), h.partition))
-                    .is_none_or(|info| info.group != h.group)
-            })
+            .filter(|h| desired.get(&(h.topic.clone(), h.partition)).is_none_or(|info| info.group != h.group))
             .collect();
         for handle in stale {
             self.stop(&handle, true).await;
@@ -93,12 +77,7 @@ impl PartitionManager {
             let addrs: BTreeMap<NodeId, BasicNode> = info
                 .replicas
                 .iter()
-                .filter_map(|id| {
-                    state
-                        .brokers
-                        .get(id)
-                        .map(|b| (*id, BasicNode::new(b.raft_addr.clone())))
-                })
+                .filter_map(|id| state.brokers.get(id).map(|b| (*id, BasicNode::new(b.raft_addr.clone()))))
                 .collect();
             match self.start(topic.clone(), partition, info, addrs).await {
                 Ok(handle) => {
@@ -134,23 +113,14 @@ impl PartitionManager {
         self.registry.insert(group, raft.clone());
         // The preferred replica forms the group; initialising twice with the
         // same members is harmless, and the others join when it contacts them.
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
         if !initialized && info.replicas.first() == Some(&self.node_id) {
             if let Err(e) = raft.initialize(members).await {
                 tracing::warn!(%topic, partition, group, error = %e, "partition group initialisation");
             }
         }
         tracing::info!(%topic, partition, group, "partition replica started");
-        Ok(PartitionHandle {
-            topic,
-            partition,
-            group,
-            raft,
-            log,
-        })
+        Ok(PartitionHandle { topic, partition, group, raft, log })
     }
 
     async fn stop(&self, handle: &PartitionHandle, delete_data: bool) {

@@ -71,14 +71,10 @@ impl Producers {
                 SeqCheck::Reject(AppendRejection::OutOfOrderSequence)
             };
         }
-        if let Some(r) = state
-            .recent
-            .iter()
-            .find(|r| r.first == h.base_sequence && r.last == h.last_sequence())
+        if let Some(r) =
+            state.recent.iter().find(|r| r.first == h.base_sequence && r.last == h.last_sequence())
         {
-            return SeqCheck::Duplicate {
-                base_offset: r.base_offset,
-            };
+            return SeqCheck::Duplicate { base_offset: r.base_offset };
         }
         match state.recent.back() {
             Some(last) if h.base_sequence != next_seq(last.last) => {
@@ -98,11 +94,7 @@ impl Producers {
             state.epoch = h.producer_epoch;
             state.recent.clear();
         }
-        state.recent.push_back(SeqRange {
-            first: h.base_sequence,
-            last: h.last_sequence(),
-            base_offset,
-        });
+        state.recent.push_back(SeqRange { first: h.base_sequence, last: h.last_sequence(), base_offset });
         while state.recent.len() > REMEMBERED_BATCHES {
             state.recent.pop_front();
         }
@@ -138,32 +130,17 @@ mod tests {
         p.record(&h(7, 0, 0, 10), 100);
         assert_eq!(p.check(&h(7, 0, 10, 5)), SeqCheck::Append);
         p.record(&h(7, 0, 10, 5), 110);
-        assert_eq!(
-            p.check(&h(7, 0, 0, 10)),
-            SeqCheck::Duplicate { base_offset: 100 }
-        );
-        assert_eq!(
-            p.check(&h(7, 0, 10, 5)),
-            SeqCheck::Duplicate { base_offset: 110 }
-        );
+        assert_eq!(p.check(&h(7, 0, 0, 10)), SeqCheck::Duplicate { base_offset: 100 });
+        assert_eq!(p.check(&h(7, 0, 10, 5)), SeqCheck::Duplicate { base_offset: 110 });
     }
 
     #[test]
     fn gaps_and_old_epochs_are_rejected() {
         let mut p = Producers::default();
         p.record(&h(7, 1, 0, 10), 0);
-        assert_eq!(
-            p.check(&h(7, 1, 20, 1)),
-            SeqCheck::Reject(AppendRejection::OutOfOrderSequence)
-        );
-        assert_eq!(
-            p.check(&h(7, 0, 10, 1)),
-            SeqCheck::Reject(AppendRejection::InvalidProducerEpoch)
-        );
-        assert_eq!(
-            p.check(&h(8, 0, 3, 1)),
-            SeqCheck::Reject(AppendRejection::OutOfOrderSequence)
-        );
+        assert_eq!(p.check(&h(7, 1, 20, 1)), SeqCheck::Reject(AppendRejection::OutOfOrderSequence));
+        assert_eq!(p.check(&h(7, 0, 10, 1)), SeqCheck::Reject(AppendRejection::InvalidProducerEpoch));
+        assert_eq!(p.check(&h(8, 0, 3, 1)), SeqCheck::Reject(AppendRejection::OutOfOrderSequence));
         assert_eq!(p.check(&h(7, 2, 0, 1)), SeqCheck::Append);
     }
 

@@ -37,8 +37,7 @@ pub fn trim_point(
     let mut start = None;
     for b in batches {
         let expired = retention_ms >= 0 && b.max_timestamp < now_ms.saturating_sub(retention_ms);
-        let oversize =
-            retention_bytes >= 0 && total_bytes.saturating_sub(removed) > retention_bytes as u64;
+        let oversize = retention_bytes >= 0 && total_bytes.saturating_sub(removed) > retention_bytes as u64;
         if !(expired || oversize) {
             break;
         }
@@ -49,9 +48,7 @@ pub fn trim_point(
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Duration) {
@@ -74,19 +71,12 @@ async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Durati
         tracing::warn!(topic = %handle.topic, partition = handle.partition, error = %e, "retention scan failed");
         return;
     }
-    let Some((log_start_offset, removed_bytes)) = trim_point(
-        &spans,
-        now_ms(),
-        effective.retention_ms,
-        effective.retention_bytes,
-        total,
-    ) else {
+    let Some((log_start_offset, removed_bytes)) =
+        trim_point(&spans, now_ms(), effective.retention_ms, effective.retention_bytes, total)
+    else {
         return;
     };
-    let cmd = PartitionCommand::Trim {
-        log_start_offset,
-        removed_bytes,
-    };
+    let cmd = PartitionCommand::Trim { log_start_offset, removed_bytes };
     match handle.propose(cmd, timeout).await {
         Ok(_) => {
             tracing::info!(topic = %handle.topic, partition = handle.partition, log_start_offset, "retention trimmed log")
@@ -103,9 +93,8 @@ pub async fn run(
     partitions: Arc<PartitionManager>,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        config.log_retention_check_interval_ms.max(10),
-    ));
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(config.log_retention_check_interval_ms.max(10)));
     let timeout = Duration::from_millis(config.raft_rpc_timeout_ms * 2);
     loop {
         tokio::select! {
@@ -120,12 +109,7 @@ pub async fn run(
             let Some(topic) = state.topic(&handle.topic) else {
                 continue;
             };
-            enforce(
-                &handle,
-                Effective::resolve(&topic.configs, &config),
-                timeout,
-            )
-            .await;
+            enforce(&handle, Effective::resolve(&topic.configs, &config), timeout).await;
         }
     }
 }
@@ -148,10 +132,7 @@ mod tests {
     #[test]
     fn time_retention_deletes_old_batches_in_order() {
         assert_eq!(trim_point(&spans(), 3500, 1000, -1, 400), Some((20, 200)));
-        assert_eq!(
-            trim_point(&spans(), 100_000, 1000, -1, 400),
-            Some((40, 400))
-        );
+        assert_eq!(trim_point(&spans(), 100_000, 1000, -1, 400), Some((40, 400)));
         assert_eq!(trim_point(&spans(), 1500, 1000, -1, 400), None);
     }
 

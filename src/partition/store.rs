@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 
@@ -72,13 +72,7 @@ impl PartitionStore {
             high_watermark: image.state.next_offset,
         };
         let log = Arc::new(PartitionLog::new(storage, group, offsets));
-        Ok((
-            Self {
-                log: log.clone(),
-                image,
-            },
-            log,
-        ))
+        Ok((Self { log: log.clone(), image }, log))
     }
 
     fn publish(&self) {
@@ -97,12 +91,7 @@ impl PartitionStore {
         Ok(())
     }
 
-    fn append(
-        &mut self,
-        records: &bytes::Bytes,
-        epoch: i32,
-        writes: &mut Batch,
-    ) -> PartitionResponse {
+    fn append(&mut self, records: &bytes::Bytes, epoch: i32, writes: &mut Batch) -> PartitionResponse {
         let Ok(batches) = batch::validate(records) else {
             return PartitionResponse::Rejected(AppendRejection::Corrupt);
         };
@@ -125,26 +114,14 @@ impl PartitionStore {
             let mut stored = bytes.to_vec();
             batch::stamp(&mut stored, base_offset, epoch);
             state.size_bytes += stored.len() as u64;
-            writes.put(
-                Cf::Records,
-                keys::indexed(self.log.group(), base_offset as u64),
-                stored,
-            );
+            writes.put(Cf::Records, keys::indexed(self.log.group(), base_offset as u64), stored);
             state.producers.record(&header, base_offset);
             state.next_offset = base_offset + i64::from(header.last_offset_delta) + 1;
         }
-        PartitionResponse::Appended {
-            base_offset: first_offset,
-            log_start_offset: state.log_start_offset,
-        }
+        PartitionResponse::Appended { base_offset: first_offset, log_start_offset: state.log_start_offset }
     }
 
-    fn trim(
-        &mut self,
-        log_start_offset: i64,
-        removed_bytes: u64,
-        writes: &mut Batch,
-    ) -> PartitionResponse {
+    fn trim(&mut self, log_start_offset: i64, removed_bytes: u64, writes: &mut Batch) -> PartitionResponse {
         let state = &mut self.image.state;
         if log_start_offset > state.log_start_offset && log_start_offset <= state.next_offset {
             writes.delete_range(
@@ -164,12 +141,8 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
-    {
-        Ok((
-            self.image.applied.last_applied,
-            self.image.applied.membership.clone(),
-        ))
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+        Ok((self.image.applied.last_applied, self.image.applied.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<PartitionResponse>, StorageError<NodeId>>
@@ -187,10 +160,9 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
                 EntryPayload::Normal(PartitionCommand::Append { records }) => {
                     self.append(&records, epoch, &mut writes)
                 }
-                EntryPayload::Normal(PartitionCommand::Trim {
-                    log_start_offset,
-                    removed_bytes,
-                }) => self.trim(log_start_offset, removed_bytes, &mut writes),
+                EntryPayload::Normal(PartitionCommand::Trim { log_start_offset, removed_bytes }) => {
+                    self.trim(log_start_offset, removed_bytes, &mut writes)
+                }
                 EntryPayload::Membership(m) => {
                     self.image.applied.membership = StoredMembership::new(Some(entry.log_id), m);
                     PartitionResponse::Trimmed
@@ -205,15 +177,10 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ImageSnapshot::new(
-            self.image.applied.clone(),
-            storage::encode("partition state", &self.image.state),
-        )
+        ImageSnapshot::new(self.image.applied.clone(), storage::encode("partition state", &self.image.state))
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -225,10 +192,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
         let state: PartitionState =
             storage::decode("partition snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
         self.image = Image {
-            applied: Applied {
-                last_applied: meta.last_log_id,
-                membership: meta.last_membership.clone(),
-            },
+            applied: Applied { last_applied: meta.last_log_id, membership: meta.last_membership.clone() },
             state,
         };
         let mut writes = Batch::default();
@@ -238,9 +202,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<PartConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<PartConfig>>, StorageError<NodeId>> {
         let mut builder = self.get_snapshot_builder().await;
         builder.build_snapshot().await.map(Some)
     }

@@ -13,8 +13,8 @@ pub enum ProtocolError {
     UnknownApiKey(i16),
     #[error("api key {key} version {version} is not supported")]
     UnsupportedVersion { key: i16, version: i16 },
-    #[error("cannot encode response: {0}")]
-    Encode(String),
+    #[error("cannot encode response to api key {key} v{version}: {reason}")]
+    Encode { key: i16, version: i16, reason: String },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

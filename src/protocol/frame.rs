@@ -9,10 +9,7 @@ use crate::protocol::error::ProtocolError;
 
 /// Reads one frame's body; `Ok(None)` when the peer closed the connection
 /// cleanly between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max: usize,
-) -> Result<Option<Bytes>, ProtocolError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Option<Bytes>, ProtocolError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -39,28 +36,16 @@ mod tests {
     #[tokio::test]
     async fn frames_are_read_whole_and_limits_enforced() {
         let mut input: &[u8] = &[0, 0, 0, 3, 1, 2, 3];
-        assert_eq!(
-            read_frame(&mut input, 10).await.unwrap().unwrap().as_ref(),
-            &[1, 2, 3]
-        );
+        assert_eq!(read_frame(&mut input, 10).await.unwrap().unwrap().as_ref(), &[1, 2, 3]);
         assert!(read_frame(&mut input, 10).await.unwrap().is_none());
 
         let mut huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
-        assert!(matches!(
-            read_frame(&mut huge, 1024).await,
-            Err(ProtocolError::FrameTooLarge { .. })
-        ));
+        assert!(matches!(read_frame(&mut huge, 1024).await, Err(ProtocolError::FrameTooLarge { .. })));
 
         let mut negative: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(
-            read_frame(&mut negative, 1024).await,
-            Err(ProtocolError::NegativeLength(-1))
-        ));
+        assert!(matches!(read_frame(&mut negative, 1024).await, Err(ProtocolError::NegativeLength(-1))));
 
         let mut truncated: &[u8] = &[0, 0, 0, 9, 1, 2];
-        assert!(matches!(
-            read_frame(&mut truncated, 1024).await,
-            Err(ProtocolError::Io(_))
-        ));
+        assert!(matches!(read_frame(&mut truncated, 1024).await, Err(ProtocolError::Io(_))));
     }
 }

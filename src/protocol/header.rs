@@ -30,9 +30,7 @@ impl Request {
 
 pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
     if frame.len() < 4 {
-        return Err(ProtocolError::Malformed(
-            "request shorter than its header".into(),
-        ));
+        return Err(ProtocolError::Malformed("request shorter than its header".into()));
     }
     let key = (&frame[0..2]).get_i16();
     let version = (&frame[2..4]).get_i16();
@@ -40,27 +38,22 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    Ok(Request {
-        api_key,
-        header,
-        body: frame,
-    })
+    Ok(Request { api_key, header, body: frame })
 }
 
 /// Encodes a length-prefixed response frame for `request`.
-pub fn encode_response<T: Encodable>(
-    request: &Request,
-    body: &T,
-) -> Result<BytesMut, ProtocolError> {
+pub fn encode_response<T: Encodable>(request: &Request, body: &T) -> Result<BytesMut, ProtocolError> {
     let header_version = match request.api_key {
         ApiKey::ApiVersions => 0,
         key => key.response_header_version(request.version()),
     };
-    encode_frame(
-        request.header.correlation_id,
-        header_version,
-        request.version(),
-        body,
+    encode_frame(request.header.correlation_id, header_version, request.version(), body).map_err(
+        |e| match e {
+            ProtocolError::Encode { reason, .. } => {
+                ProtocolError::Encode { key: request.api_key as i16, version: request.version(), reason }
+            }
+            other => other,
+        },
     )
 }
 
@@ -70,7 +63,7 @@ pub fn encode_frame<T: Encodable>(
     version: i16,
     body: &T,
 ) -> Result<BytesMut, ProtocolError> {
-    let enc = |e: anyhow::Error| ProtocolError::Encode(e.to_string());
+    let enc = |e: anyhow::Error| ProtocolError::Encode { key: -1, version, reason: e.to_string() };
     let mut buf = BytesMut::with_capacity(128);
     buf.put_i32(0);
     ResponseHeader::default()

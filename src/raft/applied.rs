@@ -4,8 +4,8 @@
 use std::io::Cursor;
 
 use openraft::{
-    AnyError, BasicNode, LogId, RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    AnyError, BasicNode, LogId, RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 

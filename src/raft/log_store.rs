@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
-    AnyError, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig,
-    StorageError, StorageIOError, Vote,
+    AnyError, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError,
+    StorageIOError, Vote,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,21 +33,13 @@ pub struct LogStore<C> {
 
 impl<C> Clone for LogStore<C> {
     fn clone(&self) -> Self {
-        Self {
-            storage: self.storage.clone(),
-            group: self.group,
-            _config: PhantomData,
-        }
+        Self { storage: self.storage.clone(), group: self.group, _config: PhantomData }
     }
 }
 
 impl<C> LogStore<C> {
     pub fn new(storage: Arc<Storage>, group: GroupId) -> Self {
-        Self {
-            storage,
-            group,
-            _config: PhantomData,
-        }
+        Self { storage, group, _config: PhantomData }
     }
 }
 
@@ -82,11 +74,7 @@ where
         value: &T,
     ) -> Result<(), storage::StorageError> {
         let mut batch = Batch::default();
-        batch.put(
-            Cf::RaftState,
-            keys::tagged(self.group, tag),
-            storage::encode(what, value)?,
-        );
+        batch.put(Cf::RaftState, keys::tagged(self.group, tag), storage::encode(what, value)?);
         self.storage.write(batch)
     }
 }
@@ -115,16 +103,14 @@ where
         let mut entries = Vec::new();
         let mut failure = None;
         self.storage
-            .for_each(Cf::RaftLog, &from, &to, |_, v| {
-                match storage::decode::<C::Entry>("raft entry", v) {
-                    Ok(e) => {
-                        entries.push(e);
-                        true
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        false
-                    }
+            .for_each(Cf::RaftLog, &from, &to, |_, v| match storage::decode::<C::Entry>("raft entry", v) {
+                Ok(e) => {
+                    entries.push(e);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
                 }
             })
             .map_err(|e| read_err(&e))?;
@@ -143,29 +129,20 @@ where
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeId>> {
-        let purged: Option<LogId<NodeId>> = self
-            .read_state(TAG_PURGED, "purged log id")
-            .map_err(|e| read_err(&e))?;
+        let purged: Option<LogId<NodeId>> =
+            self.read_state(TAG_PURGED, "purged log id").map_err(|e| read_err(&e))?;
         let last = self
             .storage
-            .last_in(
-                Cf::RaftLog,
-                &keys::group_start(self.group),
-                &keys::group_end(self.group),
-            )
+            .last_in(Cf::RaftLog, &keys::group_start(self.group), &keys::group_end(self.group))
             .map_err(|e| read_err(&e))?;
         let last_log_id = match last {
             Some((_, v)) => {
-                let entry: C::Entry =
-                    storage::decode("raft entry", &v).map_err(|e| read_err(&e))?;
+                let entry: C::Entry = storage::decode("raft entry", &v).map_err(|e| read_err(&e))?;
                 Some(*entry.get_log_id())
             }
             None => purged,
         };
-        Ok(LogState {
-            last_purged_log_id: purged,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id: purged, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -178,30 +155,20 @@ where
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        self.read_state(TAG_VOTE, "vote")
-            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+        self.read_state(TAG_VOTE, "vote").map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
     }
 
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogId<NodeId>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        self.write_state(TAG_COMMITTED, "committed log id", &committed)
-            .map_err(|e| write_err(&e))
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        self.write_state(TAG_COMMITTED, "committed log id", &committed).map_err(|e| write_err(&e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        let c: Option<Option<LogId<NodeId>>> = self
-            .read_state(TAG_COMMITTED, "committed log id")
-            .map_err(|e| read_err(&e))?;
+        let c: Option<Option<LogId<NodeId>>> =
+            self.read_state(TAG_COMMITTED, "committed log id").map_err(|e| read_err(&e))?;
         Ok(c.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<C>,
-    ) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -209,11 +176,7 @@ where
         let mut batch = Batch::default();
         for entry in entries {
             let key = keys::indexed(self.group, entry.get_log_id().index);
-            batch.put(
-                Cf::RaftLog,
-                key,
-                storage::encode("raft entry", &entry).map_err(|e| write_err(&e))?,
-            );
+            batch.put(Cf::RaftLog, key, storage::encode("raft entry", &entry).map_err(|e| write_err(&e))?);
         }
         let result = self.storage.write(batch);
         match result {
@@ -230,11 +193,7 @@ where
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let mut batch = Batch::default();
-        batch.delete_range(
-            Cf::RaftLog,
-            keys::indexed(self.group, log_id.index),
-            keys::group_end(self.group),
-        );
+        batch.delete_range(Cf::RaftLog, keys::indexed(self.group, log_id.index), keys::group_end(self.group));
         self.storage.write(batch).map_err(|e| write_err(&e))
     }
 

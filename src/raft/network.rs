@@ -7,9 +7,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -30,10 +28,7 @@ const POOL_SIZE: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("connecting to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("rpc to {addr} timed out after {after:?}")]
     Timeout { addr: String, after: Duration },
     #[error(transparent)]
@@ -54,10 +49,7 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(max_frame: usize) -> Arc<Self> {
-        Arc::new(Self {
-            idle: Mutex::new(HashMap::new()),
-            max_frame,
-        })
+        Arc::new(Self { idle: Mutex::new(HashMap::new()), max_frame })
     }
 
     fn take(&self, addr: &str) -> Option<TcpStream> {
@@ -80,38 +72,24 @@ impl Transport {
         request: &RpcRequest,
         timeout: Duration,
     ) -> Result<Vec<u8>, TransportError> {
-        let timed_out = || TransportError::Timeout {
-            addr: addr.to_string(),
-            after: timeout,
-        };
-        tokio::time::timeout(timeout, self.call_inner(addr, request))
-            .await
-            .map_err(|_| timed_out())?
+        let timed_out = || TransportError::Timeout { addr: addr.to_string(), after: timeout };
+        tokio::time::timeout(timeout, self.call_inner(addr, request)).await.map_err(|_| timed_out())?
     }
 
-    async fn call_inner(
-        &self,
-        addr: &str,
-        request: &RpcRequest,
-    ) -> Result<Vec<u8>, TransportError> {
+    async fn call_inner(&self, addr: &str, request: &RpcRequest) -> Result<Vec<u8>, TransportError> {
         let mut conn = match self.take(addr) {
             Some(c) => c,
             None => {
-                let c =
-                    TcpStream::connect(addr)
-                        .await
-                        .map_err(|source| TransportError::Connect {
-                            addr: addr.to_string(),
-                            source,
-                        })?;
+                let c = TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| TransportError::Connect { addr: addr.to_string(), source })?;
                 let _ = c.set_nodelay(true);
                 c
             }
         };
         wire::write_frame(&mut conn, request).await?;
-        let reply: RpcReply = wire::read_frame(&mut conn, self.max_frame)
-            .await?
-            .ok_or(TransportError::Closed)?;
+        let reply: RpcReply =
+            wire::read_frame(&mut conn, self.max_frame).await?.ok_or(TransportError::Closed)?;
         self.give_back(addr, conn);
         reply.map_err(TransportError::Refused)
     }
@@ -126,11 +104,7 @@ pub struct NetworkFactory<C> {
 
 impl<C> NetworkFactory<C> {
     pub fn new(transport: Arc<Transport>, group: GroupId) -> Self {
-        Self {
-            transport,
-            group,
-            _config: PhantomData,
-        }
+        Self { transport, group, _config: PhantomData }
     }
 }
 
@@ -173,13 +147,8 @@ impl<C> GroupClient<C> {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let body = storage::encode("raft rpc", req)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let request = RpcRequest {
-            group: self.group,
-            kind,
-            body,
-        };
+        let body = storage::encode("raft rpc", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let request = RpcRequest { group: self.group, kind, body };
         let bytes = self
             .transport
             .call(&self.addr, &request, option.hard_ttl())

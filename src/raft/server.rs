@@ -63,9 +63,8 @@ async fn route(registry: &Registry, req: RpcRequest) -> RpcReply {
         let raft = registry.metadata().ok_or("metadata group is not running")?;
         dispatch(&raft, req.kind, &req.body).await
     } else {
-        let raft = registry
-            .partition(req.group)
-            .ok_or_else(|| format!("group {} is not hosted here", req.group))?;
+        let raft =
+            registry.partition(req.group).ok_or_else(|| format!("group {} is not hosted here", req.group))?;
         dispatch(&raft, req.kind, &req.body).await
     }
 }

@@ -42,10 +42,8 @@ pub async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
     value: &T,
 ) -> Result<(), WireError> {
     let body = storage::encode("rpc frame", value)?;
-    let len = u32::try_from(body.len()).map_err(|_| WireError::TooLarge {
-        size: body.len(),
-        max: u32::MAX as usize,
-    })?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| WireError::TooLarge { size: body.len(), max: u32::MAX as usize })?;
     w.write_all(&len.to_be_bytes()).await?;
     w.write_all(&body).await?;
     w.flush().await?;

@@ -18,8 +18,7 @@ pub mod keys;
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
-    WriteOptions, DB,
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 pub use keys::GroupId;
@@ -53,15 +52,9 @@ pub enum StorageError {
     #[error("column family {0} is missing")]
     MissingCf(&'static str),
     #[error("cannot encode {what}: {source}")]
-    Encode {
-        what: &'static str,
-        source: bincode::error::EncodeError,
-    },
+    Encode { what: &'static str, source: bincode::error::EncodeError },
     #[error("cannot decode {what}: {source}")]
-    Decode {
-        what: &'static str,
-        source: bincode::error::DecodeError,
-    },
+    Decode { what: &'static str, source: bincode::error::DecodeError },
 }
 
 /// The broker's database. Cheap to share behind an `Arc`; RocksDB does its own
@@ -73,10 +66,7 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage")
-            .field("path", &self.db.path())
-            .field("fsync", &self.fsync)
-            .finish()
+        f.debug_struct("Storage").field("path", &self.db.path()).field("fsync", &self.fsync).finish()
     }
 }
 
@@ -94,8 +84,7 @@ enum Op {
 
 impl Batch {
     pub fn put(&mut self, cf: Cf, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) {
-        self.ops
-            .push(Op::Put(cf, key.as_ref().to_vec(), value.into()));
+        self.ops.push(Op::Put(cf, key.as_ref().to_vec(), value.into()));
     }
 
     pub fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
@@ -104,11 +93,7 @@ impl Batch {
 
     /// Deletes `[from, to)`.
     pub fn delete_range(&mut self, cf: Cf, from: impl AsRef<[u8]>, to: impl AsRef<[u8]>) {
-        self.ops.push(Op::DeleteRange(
-            cf,
-            from.as_ref().to_vec(),
-            to.as_ref().to_vec(),
-        ));
+        self.ops.push(Op::DeleteRange(cf, from.as_ref().to_vec(), to.as_ref().to_vec()));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,9 +118,7 @@ impl Storage {
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StorageError> {
-        self.db
-            .cf_handle(cf.name())
-            .ok_or(StorageError::MissingCf(cf.name()))
+        self.db.cf_handle(cf.name()).ok_or(StorageError::MissingCf(cf.name()))
     }
 
     /// Applies `batch` atomically, through the WAL (synced when `fsync` is on).
@@ -168,11 +151,7 @@ impl Storage {
     ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StorageError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(to.to_vec());
-        let iter = self.db.iterator_cf_opt(
-            self.cf(cf)?,
-            ro,
-            IteratorMode::From(from, Direction::Forward),
-        );
+        let iter = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(from, Direction::Forward));
         let mut out = Vec::new();
         for item in iter.take(limit) {
             out.push(item?);
@@ -190,11 +169,7 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(to.to_vec());
-        let iter = self.db.iterator_cf_opt(
-            self.cf(cf)?,
-            ro,
-            IteratorMode::From(from, Direction::Forward),
-        );
+        let iter = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(from, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             if !visit(&k, &v) {
@@ -227,9 +202,7 @@ impl Storage {
     ) -> Result<Option<(Box<[u8]>, Box<[u8]>)>, StorageError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(from.to_vec());
-        let mut iter =
-            self.db
-                .iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(at, Direction::Reverse));
+        let mut iter = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(at, Direction::Reverse));
         Ok(iter.next().transpose()?)
     }
 
@@ -253,11 +226,7 @@ impl Storage {
 
     /// Approximate bytes on disk, for metrics.
     pub fn approximate_size(&self) -> u64 {
-        self.db
-            .property_int_value("rocksdb.total-sst-files-size")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        self.db.property_int_value("rocksdb.total-sst-files-size").ok().flatten().unwrap_or(0)
     }
 }
 
@@ -267,10 +236,7 @@ pub fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<
         .map_err(|source| StorageError::Encode { what, source })
 }
 
-pub fn decode<T: serde::de::DeserializeOwned>(
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<T, StorageError> {
+pub fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(v, _)| v)
         .map_err(|source| StorageError::Decode { what, source })

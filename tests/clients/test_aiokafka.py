@@ -27,6 +27,6 @@ async def round_trip(bootstrap):
 
 
 def test_aiokafka_round_trip(broker):
-    metas, out = asyncio.run(round_trip(broker.bootstrap))
+    metas, out = asyncio.run(asyncio.wait_for(round_trip(broker.bootstrap), timeout=120))
     assert [m.offset for m in metas] == list(range(50))
     assert [m.value for m in out] == [f"m{i}".encode() for i in range(50)]

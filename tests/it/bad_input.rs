@@ -15,9 +15,7 @@ use crate::common::{i16_at, Client, TestBroker};
 
 async fn still_serves(b: &TestBroker) {
     let mut c = Client::connect(b.kafka_addr()).await;
-    let resp: MetadataResponse = c
-        .send(ApiKey::Metadata, 12, &MetadataRequest::default())
-        .await;
+    let resp: MetadataResponse = c.send(ApiKey::Metadata, 12, &MetadataRequest::default()).await;
     assert_eq!(resp.brokers.len(), 1, "broker still answers Metadata");
 }
 
@@ -29,10 +27,10 @@ async fn malformed_frames_close_only_their_connection() {
     let mut healthy = Client::connect(addr).await;
 
     let cases: Vec<Vec<u8>> = vec![
-        vec![0x7f, 0xff, 0xff, 0xff],                   // 2 GiB length prefix
-        vec![0xff, 0xff, 0xff, 0xfe],                   // negative length
-        vec![0, 0, 0, 2, 0, 3],                         // frame shorter than a header
-        vec![0, 0, 0, 8, 0x7f, 0x00, 0, 0, 0, 0, 0, 1], // unknown api key 32512
+        vec![0x7f, 0xff, 0xff, 0xff],                             // 2 GiB length prefix
+        vec![0xff, 0xff, 0xff, 0xfe],                             // negative length
+        vec![0, 0, 0, 2, 0, 3],                                   // frame shorter than a header
+        vec![0, 0, 0, 8, 0x7f, 0x00, 0, 0, 0, 0, 0, 1],           // unknown api key 32512
         vec![0, 0, 0, 10, 0, 3, 0x7f, 0, 0, 0, 0, 1, 0xff, 0xff], // Metadata v32512
     ];
     for bytes in cases {
@@ -42,15 +40,10 @@ async fn malformed_frames_close_only_their_connection() {
     }
     // A frame announced but never finished: closing our side must not hurt.
     let mut c = Client::connect(addr).await;
-    c.stream
-        .write_all(&[0, 0, 1, 0, 0, 18])
-        .await
-        .expect("write");
+    c.stream.write_all(&[0, 0, 1, 0, 0, 18]).await.expect("write");
     drop(c);
 
-    let resp: MetadataResponse = healthy
-        .send(ApiKey::Metadata, 1, &MetadataRequest::default())
-        .await;
+    let resp: MetadataResponse = healthy.send(ApiKey::Metadata, 1, &MetadataRequest::default()).await;
     assert_eq!(resp.brokers.len(), 1);
     still_serves(&b).await;
     b.stop().await;
@@ -60,10 +53,7 @@ async fn malformed_frames_close_only_their_connection() {
 async fn random_bytes_never_crash_the_broker() {
     let b = TestBroker::start().await;
     let addr = b.kafka_addr();
-    let mut runner = TestRunner::new(PropConfig {
-        cases: 64,
-        ..PropConfig::default()
-    });
+    let mut runner = TestRunner::new(PropConfig { cases: 64, ..PropConfig::default() });
     let strategy = proptest::collection::vec(any::<u8>(), 0..512);
     let mut inputs = Vec::new();
     for _ in 0..64 {
@@ -90,31 +80,24 @@ async fn random_bytes_never_crash_the_broker() {
 async fn unsupported_api_versions_version_gets_v0_error_with_ranges() {
     let b = TestBroker::start().await;
     let mut c = Client::connect(b.kafka_addr()).await;
-    // ApiVersions v9 (from the future): header v2, empty tagged body.
-    let frame = c.encode(ApiKey::ApiVersions, 9, &ApiVersionsRequest::default());
+    // ApiVersions v9 (from the future): a v4 request relabelled as v9.
+    let mut frame = c.encode(ApiKey::ApiVersions, 4, &ApiVersionsRequest::default());
+    frame[6..8].copy_from_slice(&9i16.to_be_bytes());
     c.stream.write_all(&frame).await.expect("write");
     let body = c.read_frame().await.expect("a response");
     // v0 response header: correlation id only; then the v0 body.
     assert_eq!(i16_at(&body, 4), ResponseError::UnsupportedVersion.code());
     let mut rest = body.slice(4..);
-    let resp = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut rest, 0)
-        .expect("v0 body");
-    assert!(resp
-        .api_keys
-        .iter()
-        .any(|k| k.api_key == ApiKey::Produce as i16 && k.min_version == 0));
+    let resp =
+        <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut rest, 0).expect("v0 body");
+    assert!(resp.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16 && k.min_version == 0));
 
     // The current versions answer normally, with flexible v3+.
     for v in [0, 3, 4] {
-        let resp: ApiVersionsResponse = c
-            .send(ApiKey::ApiVersions, v, &ApiVersionsRequest::default())
-            .await;
+        let resp: ApiVersionsResponse = c.send(ApiKey::ApiVersions, v, &ApiVersionsRequest::default()).await;
         assert_eq!(resp.error_code, 0);
-        let fetch = resp
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == ApiKey::Fetch as i16)
-            .expect("fetch advertised");
+        let fetch =
+            resp.api_keys.iter().find(|k| k.api_key == ApiKey::Fetch as i16).expect("fetch advertised");
         assert!(fetch.max_version >= 10);
     }
     b.stop().await;

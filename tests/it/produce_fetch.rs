@@ -13,13 +13,8 @@ async fn produce_then_fetch_returns_records_with_contiguous_offsets() {
     let b = TestBroker::start().await;
     let mut c = Client::connect(b.kafka_addr()).await;
     assert_eq!(create_topic(&mut c, "t", 2, &[]).await, 0);
-    let codecs = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    let codecs =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
     let mut expected = Vec::new();
     for (i, codec) in codecs.into_iter().enumerate() {
         let values: Vec<String> = (0..3).map(|j| format!("v{i}-{j}")).collect();
@@ -34,11 +29,7 @@ async fn produce_then_fetch_returns_records_with_contiguous_offsets() {
     assert_eq!(f.high_watermark, 15);
     let offsets: Vec<i64> = f.records.iter().map(|r| r.0).collect();
     assert_eq!(offsets, (0..15).collect::<Vec<_>>());
-    let values: Vec<String> = f
-        .records
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.1).into_owned())
-        .collect();
+    let values: Vec<String> = f.records.iter().map(|r| String::from_utf8_lossy(&r.1).into_owned()).collect();
     assert_eq!(values, expected);
     // Fetching from the middle of a batch returns that whole batch.
     let f = fetch(&mut c, "t", 1, 4).await;
@@ -58,22 +49,10 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
         produce(&mut c, "ts", 0, records(&[&v, &v], ts, Compression::None)).await;
     }
     assert_eq!(list_offset(&mut c, "ts", 0, -2).await, (0, 0, -1));
-    assert_eq!(
-        list_offset(&mut c, "ts", 0, -1).await,
-        (0, 6, -1),
-        "latest = last record + 1"
-    );
-    assert_eq!(
-        list_offset(&mut c, "ts", 0, 150).await,
-        (0, 2, 200),
-        "first offset with ts >= target"
-    );
+    assert_eq!(list_offset(&mut c, "ts", 0, -1).await, (0, 6, -1), "latest = last record + 1");
+    assert_eq!(list_offset(&mut c, "ts", 0, 150).await, (0, 2, 200), "first offset with ts >= target");
     assert_eq!(list_offset(&mut c, "ts", 0, 200).await, (0, 2, 200));
-    assert_eq!(
-        list_offset(&mut c, "ts", 0, 301).await,
-        (0, -1, -1),
-        "nothing past the end"
-    );
+    assert_eq!(list_offset(&mut c, "ts", 0, 301).await, (0, -1, -1), "nothing past the end");
     assert_eq!(list_offset(&mut c, "ts", 0, -3).await.1, 4, "max timestamp");
     let unknown = list_offset(&mut c, "nope", 0, -1).await.0;
     assert_eq!(unknown, ResponseError::UnknownTopicOrPartition.code());
@@ -126,27 +105,14 @@ async fn produce_errors_have_kafka_codes() {
     corrupt[last] ^= 0x55;
     let (err, _) = produce(&mut c, "e", 0, corrupt.into()).await;
     assert_eq!(err, ResponseError::CorruptMessage.code());
-    assert_eq!(
-        fetch(&mut c, "e", 0, 0).await.high_watermark,
-        0,
-        "nothing rejected was written"
-    );
-    assert_eq!(
-        create_topic(&mut c, "e", 1, &[]).await,
-        ResponseError::TopicAlreadyExists.code()
-    );
-    assert_eq!(
-        create_topic(&mut c, "bad name", 1, &[]).await,
-        ResponseError::InvalidTopicException.code()
-    );
+    assert_eq!(fetch(&mut c, "e", 0, 0).await.high_watermark, 0, "nothing rejected was written");
+    assert_eq!(create_topic(&mut c, "e", 1, &[]).await, ResponseError::TopicAlreadyExists.code());
+    assert_eq!(create_topic(&mut c, "bad name", 1, &[]).await, ResponseError::InvalidTopicException.code());
     assert_eq!(
         create_topic(&mut c, "z", 1, &[("retention.ms", "soon")]).await,
         ResponseError::InvalidConfig.code()
     );
-    assert_eq!(
-        fetch(&mut c, "e", 0, 7).await.error_code,
-        ResponseError::OffsetOutOfRange.code()
-    );
+    assert_eq!(fetch(&mut c, "e", 0, 7).await.error_code, ResponseError::OffsetOutOfRange.code());
     b.stop().await;
 }
 
@@ -156,18 +122,12 @@ async fn idempotent_retries_are_written_once_and_gaps_refused() {
     let mut c = Client::connect(b.kafka_addr()).await;
     create_topic(&mut c, "idem", 1, &[]).await;
     let batch = |seq: i32, n: usize| {
-        let items = (0..n)
-            .map(|i| (None, bytes::Bytes::from(format!("s{}", seq + i as i32)), 1))
-            .collect();
+        let items = (0..n).map(|i| (None, bytes::Bytes::from(format!("s{}", seq + i as i32)), 1)).collect();
         records_from(items, Compression::None, Some((42, 0, seq)))
     };
     assert_eq!(produce(&mut c, "idem", 0, batch(0, 3)).await, (0, 0));
     assert_eq!(produce(&mut c, "idem", 0, batch(3, 2)).await, (0, 3));
-    assert_eq!(
-        produce(&mut c, "idem", 0, batch(0, 3)).await,
-        (0, 0),
-        "retry answered with the first offset"
-    );
+    assert_eq!(produce(&mut c, "idem", 0, batch(0, 3)).await, (0, 0), "retry answered with the first offset");
     let (err, _) = produce(&mut c, "idem", 0, batch(9, 1)).await;
     assert_eq!(err, ResponseError::OutOfOrderSequenceNumber.code());
     assert_eq!(fetch(&mut c, "idem", 0, 0).await.records.len(), 5);

@@ -17,13 +17,7 @@ async fn restart_recovers_records_topics_and_offsets() {
     for p in 0..3 {
         for i in 0..10 {
             let v = format!("p{p}-{i}");
-            let (err, base) = produce(
-                &mut c,
-                "durable",
-                p,
-                records(&[&v, &v], 1, Compression::Lz4),
-            )
-            .await;
+            let (err, base) = produce(&mut c, "durable", p, records(&[&v, &v], 1, Compression::Lz4)).await;
             assert_eq!((err, base), (0, i * 2));
         }
     }
@@ -33,19 +27,10 @@ async fn restart_recovers_records_topics_and_offsets() {
         let f = fetch(&mut c, "durable", p, 0).await;
         assert_eq!(f.error_code, 0);
         assert_eq!(f.records.len(), 20);
-        assert_eq!(
-            f.records.iter().map(|r| r.0).collect::<Vec<_>>(),
-            (0..20).collect::<Vec<_>>()
-        );
+        assert_eq!(f.records.iter().map(|r| r.0).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>());
     }
     // Appends continue from where the log ended.
-    let (err, base) = produce(
-        &mut c,
-        "durable",
-        0,
-        records(&["after"], 1, Compression::None),
-    )
-    .await;
+    let (err, base) = produce(&mut c, "durable", 0, records(&["after"], 1, Compression::None)).await;
     assert_eq!((err, base), (0, 20));
     b.stop().await;
 }
@@ -55,78 +40,33 @@ async fn retention_by_time_and_size_moves_log_start() {
     let b = TestBroker::start_with(|c| c.log_retention_check_interval_ms = 50).await;
     let mut c = Client::connect(b.kafka_addr()).await;
     create_topic(&mut c, "old", 1, &[("retention.ms", "60000")]).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     // Two ancient batches, then a fresh one.
-    produce(
-        &mut c,
-        "old",
-        0,
-        records(&["a", "b"], now - 3_600_000, Compression::None),
-    )
-    .await;
-    produce(
-        &mut c,
-        "old",
-        0,
-        records(&["c"], now - 3_600_000, Compression::None),
-    )
-    .await;
+    produce(&mut c, "old", 0, records(&["a", "b"], now - 3_600_000, Compression::None)).await;
+    produce(&mut c, "old", 0, records(&["c"], now - 3_600_000, Compression::None)).await;
     produce(&mut c, "old", 0, records(&["d"], now, Compression::None)).await;
-    wait_until(
-        Duration::from_secs(10),
-        "time retention trims the log",
-        || {
-            let addr = b.kafka_addr();
-            async move {
-                list_offset(&mut Client::connect(addr).await, "old", 0, -2)
-                    .await
-                    .1
-                    == 3
-            }
-        },
-    )
+    wait_until(Duration::from_secs(10), "time retention trims the log", || {
+        let addr = b.kafka_addr();
+        async move { list_offset(&mut Client::connect(addr).await, "old", 0, -2).await.1 == 3 }
+    })
     .await;
     let f = fetch(&mut c, "old", 0, 3).await;
     assert_eq!(f.records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3]);
-    assert_eq!(
-        fetch(&mut c, "old", 0, 0).await.error_code,
-        ResponseError::OffsetOutOfRange.code()
-    );
+    assert_eq!(fetch(&mut c, "old", 0, 0).await.error_code, ResponseError::OffsetOutOfRange.code());
 
-    create_topic(
-        &mut c,
-        "big",
-        1,
-        &[("retention.bytes", "200"), ("retention.ms", "-1")],
-    )
-    .await;
+    create_topic(&mut c, "big", 1, &[("retention.bytes", "200"), ("retention.ms", "-1")]).await;
     for i in 0..10 {
         let v = format!("{i:0>60}");
         produce(&mut c, "big", 0, records(&[&v], now, Compression::None)).await;
     }
-    wait_until(
-        Duration::from_secs(10),
-        "size retention trims the log",
-        || {
-            let addr = b.kafka_addr();
-            async move {
-                list_offset(&mut Client::connect(addr).await, "big", 0, -2)
-                    .await
-                    .1
-                    >= 8
-            }
-        },
-    )
+    wait_until(Duration::from_secs(10), "size retention trims the log", || {
+        let addr = b.kafka_addr();
+        async move { list_offset(&mut Client::connect(addr).await, "big", 0, -2).await.1 >= 8 }
+    })
     .await;
     let start = list_offset(&mut c, "big", 0, -2).await.1;
     let f = fetch(&mut c, "big", 0, start).await;
-    assert_eq!(
-        f.records.last().map(|r| r.0),
-        Some(9),
-        "newest records stay"
-    );
+    assert_eq!(f.records.last().map(|r| r.0), Some(9), "newest records stay");
     b.stop().await;
 }

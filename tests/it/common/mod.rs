@@ -48,11 +48,7 @@ impl TestBroker {
         let mut config = test_config(dir.path().join("node"));
         tweak(&mut config);
         let broker = Broker::start(config.clone()).await.expect("broker starts");
-        Self {
-            broker: Some(broker),
-            dir,
-            config,
-        }
+        Self { broker: Some(broker), dir, config }
     }
 
     pub fn broker(&self) -> &Broker {
@@ -70,11 +66,7 @@ impl TestBroker {
         let raft_addr = old.raft_addr;
         old.shutdown().await;
         self.config.raft_addr = raft_addr.to_string();
-        self.broker = Some(
-            Broker::start(self.config.clone())
-                .await
-                .expect("broker restarts"),
-        );
+        self.broker = Some(Broker::start(self.config.clone()).await.expect("broker restarts"));
     }
 
     pub async fn stop(mut self) {
@@ -95,10 +87,7 @@ where
         if cond().await {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -117,10 +106,7 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        Self {
-            stream,
-            correlation: 0,
-        }
+        Self { stream, correlation: 0 }
     }
 
     pub fn encode<Req: Encodable + HeaderVersion>(
@@ -137,9 +123,7 @@ impl Client {
             .with_client_id(Some(sb("raftka-test")));
         let mut buf = BytesMut::new();
         buf.put_i32(0);
-        header
-            .encode(&mut buf, Req::header_version(version))
-            .expect("encode header");
+        header.encode(&mut buf, Req::header_version(version)).expect("encode header");
         req.encode(&mut buf, version).expect("encode request");
         let len = (buf.len() - 4) as i32;
         buf[0..4].copy_from_slice(&len.to_be_bytes());
@@ -153,16 +137,11 @@ impl Client {
     {
         let frame = self.encode(key, version, req);
         self.stream.write_all(&frame).await.expect("write request");
-        self.read_response::<Resp>(version)
-            .await
-            .expect("a response")
+        self.read_response::<Resp>(version).await.expect("a response")
     }
 
     /// Reads one response frame; `None` if the broker closed the connection.
-    pub async fn read_response<Resp: Decodable + HeaderVersion>(
-        &mut self,
-        version: i16,
-    ) -> Option<Resp> {
+    pub async fn read_response<Resp: Decodable + HeaderVersion>(&mut self, version: i16) -> Option<Resp> {
         let mut body = self.read_frame().await?;
         ResponseHeader::decode(&mut body, Resp::header_version(version)).expect("response header");
         Some(Resp::decode(&mut body, version).expect("response body"))

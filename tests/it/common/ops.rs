@@ -16,10 +16,7 @@ use super::{sb, Client};
 
 pub fn records(values: &[&str], timestamp: i64, compression: Compression) -> Bytes {
     records_from(
-        values
-            .iter()
-            .map(|v| (None, Bytes::from(v.to_string()), timestamp))
-            .collect(),
+        values.iter().map(|v| (None, Bytes::from(v.to_string()), timestamp)).collect(),
         compression,
         None,
     )
@@ -44,7 +41,7 @@ pub fn records_from(
             producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: if seq < 0 { -1 } else { seq + i as i32 },
+            sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
             timestamp: ts,
             key,
             value: Some(value),
@@ -52,24 +49,12 @@ pub fn records_from(
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode batch");
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
+        .expect("encode batch");
     buf.freeze()
 }
 
-pub async fn create_topic(
-    c: &mut Client,
-    name: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) -> i16 {
+pub async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
     let topic = CreatableTopic::default()
         .with_name(TopicName(sb(name)))
         .with_num_partitions(partitions)
@@ -77,30 +62,21 @@ pub async fn create_topic(
         .with_configs(
             configs
                 .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(sb(k))
-                        .with_value(Some(sb(v)))
-                })
+                .map(|(k, v)| CreatableTopicConfig::default().with_name(sb(k)).with_value(Some(sb(v))))
                 .collect(),
         );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![topic])
-        .with_timeout_ms(10_000);
+    let req = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000);
     let resp: CreateTopicsResponse = c.send(ApiKey::CreateTopics, 7, &req).await;
     resp.topics[0].error_code
 }
 
 /// Produces one batch with acks=-1; returns (error code, base offset).
 pub async fn produce(c: &mut Client, topic: &str, partition: i32, batch: Bytes) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(sb(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch))])]);
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(sb(topic))).with_partition_data(vec![
+            PartitionProduceData::default().with_index(partition).with_records(Some(batch)),
+        ]),
+    ]);
     let resp: ProduceResponse = c.send(ApiKey::Produce, 9, &req).await;
     let p = &resp.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
@@ -127,12 +103,12 @@ pub async fn fetch_with(
         .with_min_bytes(min_bytes)
         .with_max_bytes(50 * 1024 * 1024)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(sb(topic)))
-            .with_partitions(vec![FetchPartition::default()
+        .with_topics(vec![FetchTopic::default().with_topic(TopicName(sb(topic))).with_partitions(vec![
+            FetchPartition::default()
                 .with_partition(partition)
                 .with_fetch_offset(offset)
-                .with_partition_max_bytes(10 * 1024 * 1024)])]);
+                .with_partition_max_bytes(10 * 1024 * 1024),
+        ])]);
     let resp: FetchResponse = c.send(ApiKey::Fetch, 12, &req).await;
     let p = &resp.responses[0].partitions[0];
     let mut records = Vec::new();
@@ -157,19 +133,12 @@ pub async fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64) -> 
 }
 
 /// ListOffsets for one partition: (error code, offset, timestamp).
-pub async fn list_offset(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    timestamp: i64,
-) -> (i16, i64, i64) {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(sb(topic)))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(timestamp)])]);
+pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp: i64) -> (i16, i64, i64) {
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        ListOffsetsTopic::default().with_name(TopicName(sb(topic))).with_partitions(vec![
+            ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp),
+        ]),
+    ]);
     let resp: ListOffsetsResponse = c.send(ApiKey::ListOffsets, 7, &req).await;
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.offset, p.timestamp)
