@@ -22,7 +22,8 @@ deps:
 	scripts/setup-deps
 
 build:
-	cargo build --bins --tests
+	# One invocation shape everywhere: a different feature set would rebuild RocksDB.
+	cargo build --tests
 
 lint:
 	cargo fmt --check

@@ -51,11 +51,14 @@ impl MetadataStore {
         Ok((Self { storage, image, tx }, rx))
     }
 
-    fn persist_and_publish(&self) -> Result<(), StorageError<NodeId>> {
+    fn persist_and_publish(&self) -> Result<(), storage::StorageError> {
         let mut batch = Batch::default();
-        let bytes = storage::encode("metadata state", &self.image).map_err(|e| sm_err(&e))?;
-        batch.put(Cf::State, keys::tagged(METADATA_GROUP, TAG_IMAGE), bytes);
-        self.storage.write(batch).map_err(|e| sm_err(&e))?;
+        batch.put(
+            Cf::State,
+            keys::tagged(METADATA_GROUP, TAG_IMAGE),
+            storage::encode("metadata state", &self.image)?,
+        );
+        self.storage.write(batch)?;
         self.tx.send_replace(Arc::new(self.image.state.clone()));
         Ok(())
     }
@@ -87,7 +90,7 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
                 }
             });
         }
-        self.persist_and_publish()?;
+        self.persist_and_publish().map_err(|e| sm_err(&e))?;
         Ok(responses)
     }
 
@@ -110,7 +113,7 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
             applied: Applied { last_applied: meta.last_log_id, membership: meta.last_membership.clone() },
             state,
         };
-        self.persist_and_publish()
+        self.persist_and_publish().map_err(|e| sm_err(&e))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<MetaConfig>>, StorageError<NodeId>> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub fn raft_config(
     cfg: &crate::config::Config,
     cluster: &str,
-) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
     let c = openraft::Config {
         cluster_name: cluster.to_string(),
         heartbeat_interval: cfg.raft_heartbeat_interval_ms,
@@ -26,5 +26,5 @@ pub fn raft_config(
         max_in_snapshot_log_to_keep: cfg.raft_snapshot_logs / 2,
         ..Default::default()
     };
-    Ok(Arc::new(c.validate()?))
+    Ok(Arc::new(c.validate().map_err(Box::new)?))
 }

@@ -23,6 +23,9 @@ use rocksdb::{
 
 pub use keys::GroupId;
 
+/// A key and its value, as read from RocksDB.
+pub type Pair = (Box<[u8]>, Box<[u8]>);
+
 /// A column family of the broker's database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cf {
@@ -141,24 +144,6 @@ impl Storage {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)
     }
 
-    /// Key-value pairs in `[from, to)`, in key order, at most `limit` of them.
-    pub fn scan(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StorageError> {
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(to.to_vec());
-        let iter = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(from, Direction::Forward));
-        let mut out = Vec::new();
-        for item in iter.take(limit) {
-            out.push(item?);
-        }
-        Ok(out)
-    }
-
     /// Visits pairs in `[from, to)` in key order until `visit` returns false.
     pub fn for_each(
         &self,
@@ -180,12 +165,7 @@ impl Storage {
     }
 
     /// The last pair with a key in `[from, to)`.
-    pub fn last_in(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        to: &[u8],
-    ) -> Result<Option<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+    pub fn last_in(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<Option<Pair>, StorageError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(from.to_vec());
         ro.set_iterate_upper_bound(to.to_vec());
@@ -194,12 +174,7 @@ impl Storage {
     }
 
     /// The last pair with a key in `[from, at]`: the entry at or just before `at`.
-    pub fn at_or_before(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        at: &[u8],
-    ) -> Result<Option<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+    pub fn at_or_before(&self, cf: Cf, from: &[u8], at: &[u8]) -> Result<Option<Pair>, StorageError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(from.to_vec());
         let mut iter = self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(at, Direction::Reverse));

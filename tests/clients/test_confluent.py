@@ -1,7 +1,9 @@
 """confluent-kafka (librdkafka 2.x) against a real broker."""
+import time
+
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, ResourceType
 
 
 def consume(bootstrap, topic, partitions, count, timeout=60):
@@ -9,7 +11,6 @@ def consume(bootstrap, topic, partitions, count, timeout=60):
                   "auto.offset.reset": "earliest"})
     c.assign([TopicPartition(topic, p, 0) for p in partitions])
     out = []
-    import time
     deadline = time.monotonic() + timeout
     while len(out) < count and time.monotonic() < deadline:
         m = c.poll(0.5)
@@ -73,3 +74,36 @@ def test_oversized_record_is_rejected_with_a_clear_error(broker):
     results = produce(broker.bootstrap, "ck-big", [b"z" * 3_000_000], **{"message.max.bytes": 10_000_000})
     err, _ = results[0]
     assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_startup_topics_from_env_cap_replication_and_keep_policy(broker_factory):
+    b = broker_factory(RAFTKA_CREATE_TOPICS="Topic1:1:3,Topic2:2:1:compact")
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    md = admin.list_topics(timeout=10)
+    assert len(md.topics["Topic1"].partitions) == 1
+    assert len(md.topics["Topic1"].partitions[0].replicas) == 1, "rf 3 capped to the one live broker"
+    assert len(md.topics["Topic2"].partitions) == 2
+    res = ConfigResource(ResourceType.TOPIC, "Topic2")
+    configs = admin.describe_configs([res])[res].result(30)
+    assert configs["cleanup.policy"].value == "compact"
+    assert configs["retention.ms"].value == "604800000"
+
+
+def test_describe_configs_for_broker_and_unknown_topic(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    res = ConfigResource(ResourceType.BROKER, "1")
+    configs = admin.describe_configs([res])[res].result(30)
+    assert configs["message.max.bytes"].value == "1048588"
+    assert configs["auto.create.topics.enable"].value == "true"
+    missing = ConfigResource(ResourceType.TOPIC, "no-such-topic")
+    with pytest.raises(KafkaException) as e:
+        admin.describe_configs([missing])[missing].result(30)
+    assert e.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_topic_max_message_bytes_is_enforced(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("ck-small", 1, 1, config={"max.message.bytes": "2000"})])["ck-small"].result(30)
+    results = produce(broker.bootstrap, "ck-small", [b"a" * 100, b"b" * 5000], **{"batch.num.messages": 1})
+    assert results[0][0] is None
+    assert results[1][0] is not None and results[1][0].code() == KafkaError.MSG_SIZE_TOO_LARGE

@@ -158,10 +158,8 @@ impl Client {
     /// True once the broker has closed this connection.
     pub async fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
-        match tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut byte)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => true,
-            _ => false,
-        }
+        let read = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut byte)).await;
+        matches!(read, Ok(Ok(0)) | Ok(Err(_)))
     }
 }
 
