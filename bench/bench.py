@@ -28,8 +28,8 @@ PRODUCER = {"acks": "all", "linger.ms": 10, "batch.size": 1_000_000, "queue.buff
 
 
 def create(bootstrap, topic, partitions):
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
 
 
 def produce(bootstrap, topic, n):

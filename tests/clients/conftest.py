@@ -38,7 +38,7 @@ class Broker:
     def __init__(self, data_dir, env=None):
         self.data_dir = str(data_dir)
         self.kafka_port, self.http_port, self.raft_port = free_port(), free_port(), free_port()
-        self.env = dict(os.environ, RUST_LOG="info,openraft=warn", **(env or {}))
+        self.env = {**os.environ, "RUST_LOG": "info,openraft=warn", **(env or {})}
         self.log_path = os.path.join(self.data_dir, "broker.log")
         self.proc = None
         os.makedirs(self.data_dir, exist_ok=True)
