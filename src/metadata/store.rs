@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::metadata::command::MetadataResponse;
 use crate::metadata::state::MetadataState;
-use crate::raft::applied::{Applied, ImageSnapshot};
+use crate::raft::applied::{sm_err, Applied, ImageSnapshot};
 use crate::raft::types::{MetaConfig, NodeId, METADATA_GROUP};
 use crate::storage::{self, keys, Batch, Cf, Storage};
 
@@ -33,10 +33,6 @@ pub struct MetadataStore {
     storage: Arc<Storage>,
     image: Image,
     tx: watch::Sender<Arc<MetadataState>>,
-}
-
-fn sm_err(e: &storage::StorageError) -> StorageError<NodeId> {
-    StorageIOError::write_state_machine(AnyError::new(e)).into()
 }
 
 impl MetadataStore {
@@ -109,10 +105,7 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
     ) -> Result<(), StorageError<NodeId>> {
         let state: MetadataState =
             storage::decode("metadata snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
-        self.image = Image {
-            applied: Applied { last_applied: meta.last_log_id, membership: meta.last_membership.clone() },
-            state,
-        };
+        self.image = Image { applied: Applied::from_meta(meta), state };
         self.persist_and_publish().map_err(|e| sm_err(&e))
     }
 

@@ -25,7 +25,11 @@ pub enum AppendRejection {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionResponse {
-    Appended { base_offset: i64, log_start_offset: i64 },
+    Appended {
+        base_offset: i64,
+        log_start_offset: i64,
+    },
     Rejected(AppendRejection),
-    Trimmed,
+    /// Applied; nothing to report (trims, blank and membership entries).
+    Done,
 }

@@ -65,7 +65,7 @@ impl PartitionHandle {
                 Ok(Appended { base_offset, log_start_offset })
             }
             PartitionResponse::Rejected(r) => Err(r.into()),
-            PartitionResponse::Trimmed => Err(PartitionError::ShuttingDown),
+            PartitionResponse::Done => Err(PartitionError::ShuttingDown),
         }
     }
 

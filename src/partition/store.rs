@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,7 @@ use crate::partition::batch;
 use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResponse};
 use crate::partition::log::{LogOffsets, PartitionLog};
 use crate::partition::producers::{Producers, SeqCheck};
-use crate::raft::applied::{Applied, ImageSnapshot};
+use crate::raft::applied::{sm_err, Applied, ImageSnapshot};
 use crate::raft::types::{NodeId, PartConfig};
 use crate::storage::{self, keys, Batch, Cf};
 
@@ -51,10 +51,6 @@ struct Image {
 pub struct PartitionStore {
     log: Arc<PartitionLog>,
     image: Image,
-}
-
-fn sm_err(e: &storage::StorageError) -> StorageError<NodeId> {
-    StorageIOError::write_state_machine(AnyError::new(e)).into()
 }
 
 impl PartitionStore {
@@ -132,7 +128,7 @@ impl PartitionStore {
             state.log_start_offset = log_start_offset;
             state.size_bytes = state.size_bytes.saturating_sub(removed_bytes);
         }
-        PartitionResponse::Trimmed
+        PartitionResponse::Done
     }
 }
 
@@ -156,7 +152,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
             self.image.applied.last_applied = Some(entry.log_id);
             let epoch = entry.log_id.leader_id.term as i32;
             let response = match entry.payload {
-                EntryPayload::Blank => PartitionResponse::Trimmed,
+                EntryPayload::Blank => PartitionResponse::Done,
                 EntryPayload::Normal(PartitionCommand::Append { records }) => {
                     self.append(&records, epoch, &mut writes)
                 }
@@ -165,7 +161,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
                 }
                 EntryPayload::Membership(m) => {
                     self.image.applied.membership = StoredMembership::new(Some(entry.log_id), m);
-                    PartitionResponse::Trimmed
+                    PartitionResponse::Done
                 }
             };
             responses.push(response);
@@ -191,10 +187,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
     ) -> Result<(), StorageError<NodeId>> {
         let state: PartitionState =
             storage::decode("partition snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
-        self.image = Image {
-            applied: Applied { last_applied: meta.last_log_id, membership: meta.last_membership.clone() },
-            state,
-        };
+        self.image = Image { applied: Applied::from_meta(meta), state };
         let mut writes = Batch::default();
         self.put_image(&mut writes).map_err(|e| sm_err(&e))?;
         self.log.storage().write(writes).map_err(|e| sm_err(&e))?;

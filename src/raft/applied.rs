@@ -17,7 +17,17 @@ pub struct Applied {
     pub membership: StoredMembership<NodeId, BasicNode>,
 }
 
+/// A RocksDB failure inside a state machine, as openraft wants it.
+pub fn sm_err(e: &crate::storage::StorageError) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(AnyError::new(e)).into()
+}
+
 impl Applied {
+    /// Where an installed snapshot leaves the state machine.
+    pub fn from_meta(meta: &SnapshotMeta<NodeId, openraft::BasicNode>) -> Self {
+        Self { last_applied: meta.last_log_id, membership: meta.last_membership.clone() }
+    }
+
     /// A snapshot whose data is `image`, taken at the last applied entry.
     pub fn snapshot<C>(&self, image: Vec<u8>) -> Snapshot<C>
     where

@@ -130,6 +130,7 @@ async fn idempotent_retries_are_written_once_and_gaps_refused() {
     assert_eq!(produce(&mut c, "idem", 0, batch(0, 3)).await, (0, 0), "retry answered with the first offset");
     let (err, _) = produce(&mut c, "idem", 0, batch(9, 1)).await;
     assert_eq!(err, ResponseError::OutOfOrderSequenceNumber.code());
-    assert_eq!(fetch(&mut c, "idem", 0, 0).await.records.len(), 5);
+    let f = fetch(&mut c, "idem", 0, 0).await;
+    assert_eq!((f.error_code, f.high_watermark, f.records.len()), (0, 5, 5));
     b.stop().await;
 }

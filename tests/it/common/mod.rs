@@ -34,6 +34,9 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         data_dir,
         raft_heartbeat_interval_ms: 50,
         raft_election_timeout_ms: 150,
+        // Tests write records with small, fixed timestamps; the default seven
+        // days would expire them. Retention tests set it per topic.
+        log_retention_ms: -1,
         ..Config::default()
     }
 }
