@@ -48,6 +48,7 @@ fn supported(key: ApiKey, version: i16) -> bool {
 /// Handles one request; `Ok(None)` means no response is due (acks=0).
 pub async fn dispatch(ctx: &Ctx, mut req: Request) -> Result<Option<BytesMut>, ProtocolError> {
     let version = req.version();
+    tracing::debug!(api_key = ?req.api_key, version, correlation_id = req.header.correlation_id, "request");
     if req.api_key == ApiKey::ApiVersions {
         return api_versions::handle(&req).map(Some);
     }

@@ -49,3 +49,13 @@ def read_back(bootstrap, topic, partitions, count, timeout=30, **consumer_args):
         consumer.close()
     assert len(out) >= count, f"read {len(out)} of {count} records from {topic} in {timeout}s"
     return out
+
+
+def end_offset(bootstrap, topic, partition=0):
+    """The partition's high watermark (ListOffsets latest)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        tp = TopicPartition(topic, partition)
+        return consumer.end_offsets([tp])[tp]
+    finally:
+        consumer.close()
