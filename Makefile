@@ -52,7 +52,8 @@ client-test: venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python -m pytest -q tests/clients $(PYTEST_ARGS)
 	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS)
 
-bench: venv build
+bench: deps venv build
+	cargo build --release --manifest-path bench/consume-perf/Cargo.toml
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/bench.py
 
 fmt:

@@ -5,12 +5,16 @@ confluent-kafka so figures compare with other brokers.
 100-byte records, acks=all, 1 and 6 partitions: produce and consume
 records/s and MB/s; end-to-end latency p50/p99 at a fixed 10,000 records/s.
 Each scenario runs RUNS times on a fresh one-node broker; medians reported.
+Consume is measured three ways in the same run: librdkafka message by message
+(bench/consume-perf, Rust), the Python confluent consumer, and a raw batching
+fetcher that counts records from batch headers (what the broker serves).
 
     make bench            # or: RAFTKA_BIN=... python bench/bench.py
 """
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +69,18 @@ def consume(bootstrap, topic, partitions, n):
     return n / elapsed
 
 
+PERF = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/raftka-target")),
+                    "release", "consume-perf")
+
+
+def consume_native(bootstrap, topic, partitions, n):
+    """librdkafka consumer in Rust (bench/consume-perf): the broker, not Python, is measured."""
+    out = subprocess.run([PERF, bootstrap, topic, str(partitions), str(n)], capture_output=True, text=True,
+                         check=True, timeout=300)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["rps"], result["raw_rps"]
+
+
 def latency(bootstrap, topic, rate=10_000, seconds=5):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "lat", "enable.auto.commit": False,
                   "fetch.wait.max.ms": 100, "fetch.min.bytes": 1})
@@ -96,7 +112,7 @@ def latency(bootstrap, topic, rate=10_000, seconds=5):
 def main():
     results = {}
     for partitions in (1, 6):
-        prod, cons = [], []
+        prod, cons, native, raw = [], [], [], []
         for run in range(RUNS):
             with tempfile.TemporaryDirectory() as d:
                 b = Broker(os.path.join(d, "b"), env={"RUST_LOG": "warn"}).start()
@@ -104,14 +120,20 @@ def main():
                     topic = f"bench-{partitions}"
                     create(b.bootstrap, topic, partitions)
                     prod.append(produce(b.bootstrap, topic, RECORDS))
+                    rps, raw_rps = consume_native(b.bootstrap, topic, partitions, RECORDS)
+                    native.append(rps)
+                    raw.append(raw_rps)
                     cons.append(consume(b.bootstrap, topic, partitions, RECORDS))
                 finally:
                     b.stop()
-            print(f"  partitions={partitions} run={run}: produce {prod[-1]:,.0f} rec/s, consume {cons[-1]:,.0f} rec/s",
+            print(f"  partitions={partitions} run={run}: produce {prod[-1]:,.0f} rec/s, "
+                  f"consume {native[-1]:,.0f} rec/s (librdkafka), {cons[-1]:,.0f} (Python), {raw[-1]:,.0f} (raw fetch)",
                   flush=True)
         results[f"{partitions}p"] = {
             "produce_rps": statistics.median(prod), "produce_mbps": statistics.median(prod) * SIZE / 1e6,
-            "consume_rps": statistics.median(cons), "consume_mbps": statistics.median(cons) * SIZE / 1e6,
+            "consume_rps": statistics.median(native), "consume_mbps": statistics.median(native) * SIZE / 1e6,
+            "consume_python_rps": statistics.median(cons),
+            "consume_raw_fetch_rps": statistics.median(raw),
         }
     p50s, p99s = [], []
     for run in range(RUNS):

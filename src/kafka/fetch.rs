@@ -28,7 +28,9 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
     loop {
         let mut watchers: Vec<watch::Receiver<LogOffsets>> = Vec::new();
+        let started = std::time::Instant::now();
         let (responses, bytes, errored) = read_all(ctx, &req, max_bytes, &mut watchers);
+        tracing::trace!(bytes, elapsed_us = started.elapsed().as_micros() as u64, "fetch read");
         if bytes >= min_bytes || errored || watchers.is_empty() || Instant::now() >= deadline {
             return FetchResponse::default().with_responses(responses);
         }
