@@ -3,6 +3,11 @@
 //! entries live under `group ++ index` in the `raft_log` column family; its vote
 //! and purge point under `group ++ tag` in `raft_state`. One `WriteBatch` per
 //! append, acknowledged to openraft only after RocksDB has it in its WAL.
+//!
+//! The committed log id is not saved (openraft's default): every state machine
+//! persists its last applied id with its state, and committed-but-unapplied
+//! entries are re-committed by the next leader, so saving it would only cost a
+//! RocksDB write per commit on the produce path.
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
@@ -21,7 +26,6 @@ use crate::raft::types::NodeId;
 use crate::storage::{self, keys, Batch, Cf, GroupId, Storage};
 
 const TAG_VOTE: u8 = 1;
-const TAG_COMMITTED: u8 = 2;
 const TAG_PURGED: u8 = 3;
 
 /// One group's view of the shared log storage.
@@ -156,16 +160,6 @@ where
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
         self.read_state(TAG_VOTE, "vote").map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        self.write_state(TAG_COMMITTED, "committed log id", &committed).map_err(|e| write_err(&e))
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        let c: Option<Option<LogId<NodeId>>> =
-            self.read_state(TAG_COMMITTED, "committed log id").map_err(|e| read_err(&e))?;
-        Ok(c.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<NodeId>>
