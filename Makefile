@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/raftka-target
 BIN := $(CARGO_TARGET_DIR)/debug/raftka
-VENV := tests/clients/.venv
-VENV2 := tests/clients/.venv-kp2
+VENV := .venv/clients
+VENV2 := .venv/kafka-python-2
 PYTEST_ARGS ?=
 
 .PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench venv
