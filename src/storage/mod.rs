@@ -98,10 +98,6 @@ impl Batch {
     pub fn delete_range(&mut self, cf: Cf, from: impl AsRef<[u8]>, to: impl AsRef<[u8]>) {
         self.ops.push(Op::DeleteRange(cf, from.as_ref().to_vec(), to.as_ref().to_vec()));
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
 }
 
 impl Storage {
@@ -197,11 +193,6 @@ impl Storage {
             self.db.flush_cf(self.cf(cf)?)?;
         }
         Ok(())
-    }
-
-    /// Approximate bytes on disk, for metrics.
-    pub fn approximate_size(&self) -> u64 {
-        self.db.property_int_value("rocksdb.total-sst-files-size").ok().flatten().unwrap_or(0)
     }
 }
 
