@@ -1,8 +1,10 @@
 //! consume-perf BOOTSTRAP TOPIC PARTITIONS RECORDS: reads RECORDS records from
 //! offset 0 of every partition and prints records/s (one JSON line), once
 //! through librdkafka (a real client, message by message) and once through a
-//! raw batching fetcher (`raw.rs`).
+//! raw batching fetcher (`raw.rs`). `consume-perf latency BOOTSTRAP TOPIC`
+//! measures end-to-end latency at 10,000 records/s instead (`latency.rs`).
 
+mod latency;
 mod raw;
 
 use std::time::{Duration, Instant};
@@ -13,6 +15,13 @@ use rdkafka::{Offset, TopicPartitionList};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, bootstrap, topic] = args.as_slice() {
+        if mode == "latency" {
+            let (p50, p99) = latency::run(bootstrap, topic, 10_000, 5)?;
+            println!("{{\"p50_ms\": {p50:.3}, \"p99_ms\": {p99:.3}}}");
+            return Ok(());
+        }
+    }
     let [_, bootstrap, topic, partitions, records] = args.as_slice() else {
         return Err("usage: consume-perf BOOTSTRAP TOPIC PARTITIONS RECORDS".into());
     };
