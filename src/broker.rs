@@ -248,11 +248,10 @@ async fn create_startup_topics(config: &Config, metadata: &MetadataHandle) {
         if metadata.state().topic(&spec.name).is_some() {
             continue;
         }
-        let live = metadata.live_brokers().len().max(1) as i32;
-        let mut rf = i32::from(spec.replication_factor);
-        if rf > live {
-            tracing::warn!(topic = %spec.name, requested = rf, live, "replication factor capped to live brokers");
-            rf = live;
+        let requested = i32::from(spec.replication_factor);
+        let rf = metadata.capped_replication(requested);
+        if rf < requested {
+            tracing::warn!(topic = %spec.name, requested, rf, "replication factor capped to live brokers");
         }
         let mut configs = BTreeMap::new();
         if let Some(policy) = &spec.cleanup_policy {

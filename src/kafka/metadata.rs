@@ -81,11 +81,10 @@ async fn auto_create(ctx: &Ctx, name: &str, allowed: bool) -> Option<ResponseErr
     if !allowed || !ctx.config.auto_create_topics_enable {
         return Some(ResponseError::UnknownTopicOrPartition);
     }
-    let live = ctx.metadata.live_brokers().len().max(1) as i32;
     let req = NewTopic {
         name: name.to_string(),
         partitions: ctx.config.num_partitions,
-        replication_factor: i32::from(ctx.config.default_replication_factor).min(live),
+        replication_factor: ctx.metadata.capped_replication(i32::from(ctx.config.default_replication_factor)),
         configs: BTreeMap::new(),
     };
     match ctx.metadata.create_topic(&req, false).await {

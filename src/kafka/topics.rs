@@ -26,13 +26,12 @@ fn timeout_of(ms: i32) -> Duration {
 
 pub async fn create(ctx: &Ctx, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
-    let live = ctx.metadata.live_brokers().len().max(1) as i32;
     for t in req.topics {
         let name = t.name.as_str().to_string();
         let (partitions, rf) = if t.assignments.is_empty() {
             let p = if t.num_partitions == -1 { ctx.config.num_partitions } else { t.num_partitions };
             let rf = if t.replication_factor == -1 {
-                i32::from(ctx.config.default_replication_factor).min(live)
+                ctx.metadata.capped_replication(i32::from(ctx.config.default_replication_factor))
             } else {
                 i32::from(t.replication_factor)
             };

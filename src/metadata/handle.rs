@@ -100,6 +100,12 @@ impl MetadataHandle {
         self.state().brokers.keys().copied().collect()
     }
 
+    /// `requested` lowered to the number of live brokers (at least 1), for
+    /// defaults and start-up topics that must not fail on a small cluster.
+    pub fn capped_replication(&self, requested: i32) -> i32 {
+        requested.min(self.live_brokers().len().max(1) as i32)
+    }
+
     /// Proposes `cmd` and waits until it is committed and applied.
     pub async fn propose(&self, cmd: MetadataCommand) -> Result<MetadataResponse, MetadataError> {
         let write = self.raft.client_write(cmd);
