@@ -6,11 +6,11 @@ VENV := .venv/clients
 VENV2 := .venv/kafka-python-2
 PYTEST_ARGS ?=
 
-.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench venv
+.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster venv
 
 ## A local cluster on this machine (Ctrl-C stops it).
 run: build
-	scripts/cluster up 1 && trap 'scripts/cluster down' INT TERM EXIT && scripts/cluster logs
+	scripts/cluster up 3 && trap 'scripts/cluster down' INT TERM EXIT && scripts/cluster logs
 
 stop:
 	scripts/cluster down
@@ -52,9 +52,18 @@ client-test: venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python -m pytest -q tests/clients $(PYTEST_ARGS)
 	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS)
 
-bench: deps venv build
+bench: bench-node bench-cluster
+
+bench-tools: deps venv build
 	cargo build --release --manifest-path bench/consume-perf/Cargo.toml
+
+## One node (issue 2).
+bench-node: bench-tools
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/bench.py
+
+## Three nodes, RF=3: throughput, failover, idle CPU (issue 3).
+bench-cluster: bench-tools
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/cluster.py
 
 fmt:
 	cargo fmt

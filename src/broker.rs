@@ -21,12 +21,13 @@ use crate::metadata::command::{BrokerInfo, MetadataCommand};
 use crate::metadata::handle::{MetadataHandle, NewTopic};
 use crate::metadata::store::MetadataStore;
 use crate::partition::manager::PartitionManager;
-use crate::partition::retention;
+use crate::partition::{leadership, retention};
+use crate::raft::liveness::{self, Liveness};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, Transport};
 use crate::raft::registry::Registry;
 use crate::raft::types::{MetaRaft, NodeId, METADATA_GROUP};
-use crate::raft::{raft_config, server};
+use crate::raft::{partition_raft_config, raft_config, server};
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,8 @@ pub enum BrokerError {
 
 /// How long start-up waits for the metadata group to elect a leader.
 const LEADER_WAIT: Duration = Duration::from_secs(60);
+/// How long a graceful shutdown waits for leaderships to move.
+const HANDOVER_WAIT: Duration = Duration::from_secs(3);
 
 /// A running broker.
 pub struct Broker {
@@ -56,8 +59,11 @@ pub struct Broker {
     pub partitions: Arc<PartitionManager>,
     config: Arc<Config>,
     storage: Arc<Storage>,
+    transport: Arc<Transport>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    raft_stop: CancellationToken,
+    raft_tasks: TaskTracker,
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, BrokerError> {
@@ -82,8 +88,11 @@ impl Broker {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let transport = Transport::new(config.raft_max_frame_bytes);
-        let registry = Arc::new(Registry::default());
+        let liveness = Arc::new(Liveness::new(node_id, Duration::from_millis(config.node_timeout_ms)));
+        let registry = Arc::new(Registry::new(liveness.clone()));
         let rcfg = raft_config(&config, "raftka").map_err(|e| BrokerError::Raft(e.to_string()))?;
+        let part_cfg =
+            partition_raft_config(&config, "raftka").map_err(|e| BrokerError::Raft(e.to_string()))?;
 
         let (store, state_rx) = MetadataStore::open(storage.clone())?;
         let raft = MetaRaft::new(
@@ -96,31 +105,60 @@ impl Broker {
         .await
         .map_err(|e| BrokerError::Raft(e.to_string()))?;
         registry.set_metadata(raft.clone());
-        tasks.spawn(server::serve(
+        // The Raft server outlives the other tasks on shutdown: handing
+        // leaderships over needs this node's votes.
+        let raft_stop = CancellationToken::new();
+        let raft_tasks = TaskTracker::new();
+        raft_tasks.spawn(server::serve(
             raft_listener,
             registry.clone(),
             config.raft_max_frame_bytes,
-            shutdown.clone(),
+            raft_stop.clone(),
         ));
 
-        form_metadata_group(&config, &raft, raft_addr).await?;
         let write_timeout = Duration::from_millis(config.raft_rpc_timeout_ms * 5);
-        let metadata = MetadataHandle::new(raft, state_rx, write_timeout);
+        let voters = config.voter_list();
+        let seeds = voters.iter().filter(|v| v.id != node_id).map(|v| v.raft_addr.clone()).collect();
+        let metadata = MetadataHandle::new(
+            node_id,
+            raft.clone(),
+            state_rx,
+            transport.clone(),
+            seeds,
+            write_timeout,
+            liveness.clone(),
+        );
         let advertised = config.advertised_kafka_addr.clone().unwrap_or_else(|| kafka_addr.to_string());
-        register(
-            &metadata,
-            BrokerInfo {
-                id: node_id,
-                kafka_addr: advertised,
-                http_addr: http_addr.to_string(),
-                raft_addr: raft_addr.to_string(),
-            },
-        )
-        .await;
+        let info = BrokerInfo {
+            id: node_id,
+            kafka_addr: advertised,
+            http_addr: http_addr.to_string(),
+            raft_addr: raft_addr.to_string(),
+        };
+        if voters.iter().any(|v| v.id == node_id) {
+            form_metadata_group(&config, &raft, raft_addr).await?;
+            register(&metadata, info).await;
+        } else {
+            join(&metadata, info).await?;
+        }
 
-        let partitions = Arc::new(PartitionManager::new(node_id, storage.clone(), transport, registry, rcfg));
+        let partitions =
+            Arc::new(PartitionManager::new(node_id, storage.clone(), transport.clone(), registry, part_cfg));
         partitions.reconcile(&metadata.state()).await;
         tasks.spawn(follow_metadata(metadata.clone(), partitions.clone(), shutdown.clone()));
+        let peers = {
+            let metadata = metadata.clone();
+            move || metadata.state().brokers.values().map(|b| (b.id, b.raft_addr.clone())).collect()
+        };
+        tasks.spawn(liveness::run(liveness.clone(), transport.clone(), peers, shutdown.clone()));
+        tasks.spawn(leadership::run(
+            node_id,
+            metadata.clone(),
+            partitions.clone(),
+            transport.clone(),
+            liveness,
+            shutdown.clone(),
+        ));
         create_startup_topics(&config, &metadata).await;
 
         let ctx = Arc::new(kafka::ctx::Ctx {
@@ -131,7 +169,11 @@ impl Broker {
             producer_ids: Default::default(),
         });
         tasks.spawn(kafka::listener::run(kafka_listener, ctx, shutdown.clone(), tasks.clone()));
-        let app = http::router(http::HttpState { node_id });
+        let app = http::router(http::HttpState {
+            node_id,
+            metadata: metadata.clone(),
+            partitions: partitions.clone(),
+        });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let serve =
@@ -152,8 +194,11 @@ impl Broker {
             partitions,
             config,
             storage,
+            transport,
             shutdown,
             tasks,
+            raft_stop,
+            raft_tasks,
         })
     }
 
@@ -166,6 +211,10 @@ impl Broker {
         if tokio::time::timeout(deadline, self.tasks.wait()).await.is_err() {
             tracing::warn!(tasks = self.tasks.len(), "tasks still running at the shutdown deadline");
         }
+        self.hand_over_leaderships().await;
+        self.raft_stop.cancel();
+        self.raft_tasks.close();
+        self.raft_tasks.wait().await;
         self.partitions.shutdown().await;
         if let Err(e) = self.metadata.raft().shutdown().await {
             tracing::warn!(error = %e, "metadata raft shutdown");
@@ -175,6 +224,55 @@ impl Broker {
         }
         tracing::info!(node_id = self.node_id, "stopped");
     }
+}
+
+impl Broker {
+    /// Moves this node's partition and metadata leaderships to caught-up
+    /// replicas so clients fail over at once instead of after an election
+    /// timeout.
+    async fn hand_over_leaderships(&self) {
+        let state = self.metadata.state();
+        leadership::hand_over(self.node_id, &state, &self.partitions, &self.transport, HANDOVER_WAIT).await;
+        let raft = self.metadata.raft();
+        if self.metadata.controller().0 != Some(self.node_id) {
+            return;
+        }
+        let voters: Vec<NodeId> =
+            raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        let Some(to) = leadership::caught_up_replica(raft, self.node_id, &voters) else { return };
+        if let Some(broker) = state.brokers.get(&to) {
+            leadership::ask_to_campaign(&self.transport, &broker.raft_addr, METADATA_GROUP).await;
+            let moved = raft
+                .wait(Some(HANDOVER_WAIT))
+                .metrics(|m| m.current_leader != Some(self.node_id), "handed over")
+                .await;
+            if moved.is_ok() {
+                tracing::info!(node_id = self.node_id, to, "metadata leadership handed over");
+            }
+        }
+    }
+}
+
+/// Joins an existing cluster as a broker that is not an initial voter.
+async fn join(metadata: &MetadataHandle, info: BrokerInfo) -> Result<(), BrokerError> {
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    loop {
+        match metadata.join(info.clone()).await {
+            Ok(()) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "waiting for the cluster to accept this broker");
+            }
+            Err(_) => return Err(BrokerError::NoLeader(LEADER_WAIT)),
+        }
+    }
+    metadata
+        .raft()
+        .wait(Some(LEADER_WAIT))
+        .metrics(|m| m.current_leader.is_some(), "metadata replicated to this learner")
+        .await
+        .map_err(|_| BrokerError::NoLeader(LEADER_WAIT))?;
+    tracing::info!(node_id = info.id, "joined the cluster as a broker");
+    Ok(())
 }
 
 /// Initialises the metadata group on the very first start (the lowest-id

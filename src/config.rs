@@ -119,6 +119,9 @@ pub struct Config {
     pub raft_snapshot_logs: u64,
     /// Deadline of one inter-broker RPC in ms. Default 2000.
     pub raft_rpc_timeout_ms: u64,
+    /// A broker not heard from for this long (ms) is taken for down, and the
+    /// partitions it led elect new leaders. Default 500.
+    pub node_timeout_ms: u64,
     /// Largest inter-broker frame. Default 256 MiB.
     pub raft_max_frame_bytes: usize,
     /// How long a graceful shutdown may take before tasks are aborted, in ms.
@@ -151,6 +154,7 @@ impl Default for Config {
             raft_election_timeout_ms: 500,
             raft_snapshot_logs: 10_000,
             raft_rpc_timeout_ms: 2_000,
+            node_timeout_ms: 500,
             raft_max_frame_bytes: 256 * 1024 * 1024,
             shutdown_timeout_ms: 10_000,
         }
@@ -231,6 +235,9 @@ impl Config {
             || self.raft_election_timeout_ms <= self.raft_heartbeat_interval_ms
         {
             return invalid("raft_election_timeout_ms", "must exceed raft_heartbeat_interval_ms");
+        }
+        if self.node_timeout_ms < 100 {
+            return invalid("node_timeout_ms", "must be at least 100");
         }
         for spec in &self.create_topics {
             spec.parse::<TopicSpec>()

@@ -37,16 +37,15 @@ impl Ctx {
             return Lookup::UnknownTopicOrPartition;
         }
         match self.partitions.get(topic, partition) {
-            Some(h) if h.leader().0 == Some(self.node_id) => Lookup::Leader(h),
+            Some(h) if self.partitions.serves_as_leader(&h) => Lookup::Leader(h),
             _ => Lookup::NotLeader,
         }
     }
 
     /// Leader and epoch of a partition, as far as this broker knows.
     pub fn leader_of(&self, topic: &str, partition: i32) -> Option<(NodeId, i32)> {
-        let h = self.partitions.get(topic, partition)?;
-        let (leader, term) = h.leader();
-        leader.map(|l| (l, term as i32))
+        let (leader, term) = self.partitions.leader_of(&self.metadata.state(), topic, partition)?;
+        Some((leader, term as i32))
     }
 
     /// Waits (up to `timeout`) until every partition of `topic` has a leader,

@@ -59,8 +59,8 @@ pub fn metadata_code(e: &MetadataError) -> ResponseError {
         MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        MetadataError::NotController { .. } => ResponseError::NotController,
+        // Retriable for clients: the metadata group has no reachable leader.
         MetadataError::Timeout(_) => ResponseError::RequestTimedOut,
-        MetadataError::ShuttingDown => ResponseError::NotController,
+        MetadataError::Failed(_) | MetadataError::ShuttingDown => ResponseError::NotController,
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::raft::types::NodeId;
+use crate::raft::types::{GroupId, NodeId};
 
 /// A broker as the cluster knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +50,16 @@ pub enum MetadataCommand {
     AllocateProducerIds {
         count: i64,
     },
+    /// Partition leaders as their new leaders report themselves.
+    ReportLeaders(Vec<LeaderReport>),
+}
+
+/// "`leader` leads partition group `group` in Raft term `term`."
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderReport {
+    pub group: GroupId,
+    pub leader: NodeId,
+    pub term: u64,
 }
 
 /// Why the state machine refused a command. Serializable: it travels in the

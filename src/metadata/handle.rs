@@ -6,16 +6,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::metadata::command::{MetadataCommand, MetadataResponse, Rejection};
+use crate::metadata::command::{BrokerInfo, MetadataCommand, MetadataResponse, Rejection};
+use crate::metadata::forward::{self, ForwardFailure, ForwardRequest};
 use crate::metadata::placement;
 use crate::metadata::state::MetadataState;
 use crate::metadata::topic_config::{self, TopicConfigError};
+use crate::raft::liveness::Liveness;
+use crate::raft::network::{Transport, TransportError};
 use crate::raft::types::{MetaRaft, NodeId};
+
+/// Pause between attempts while the metadata group has no reachable leader.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
@@ -29,10 +35,10 @@ pub enum MetadataError {
     InvalidReplicationFactor { requested: i32, available: usize },
     #[error(transparent)]
     InvalidConfig(#[from] TopicConfigError),
-    #[error("this node is not the metadata leader (leader: {leader:?})")]
-    NotController { leader: Option<NodeId> },
     #[error("metadata write not committed within {0:?}")]
     Timeout(Duration),
+    #[error("metadata write failed: {0}")]
+    Failed(String),
     #[error("the metadata group is shutting down")]
     ShuttingDown,
 }
@@ -48,9 +54,21 @@ pub struct NewTopic {
 
 #[derive(Clone)]
 pub struct MetadataHandle {
+    node_id: NodeId,
     raft: MetaRaft,
     state: watch::Receiver<Arc<MetadataState>>,
+    transport: Arc<Transport>,
+    /// Raft addresses of the initial voters: where to look for the leader
+    /// when this node does not know it.
+    seeds: Vec<String>,
     write_timeout: Duration,
+    liveness: Arc<Liveness>,
+}
+
+/// Where to send a metadata write.
+enum Target {
+    Here,
+    Peer(String),
 }
 
 /// Kafka's topic name rules: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -72,8 +90,16 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 }
 
 impl MetadataHandle {
-    pub fn new(raft: MetaRaft, state: watch::Receiver<Arc<MetadataState>>, write_timeout: Duration) -> Self {
-        Self { raft, state, write_timeout }
+    pub fn new(
+        node_id: NodeId,
+        raft: MetaRaft,
+        state: watch::Receiver<Arc<MetadataState>>,
+        transport: Arc<Transport>,
+        seeds: Vec<String>,
+        write_timeout: Duration,
+        liveness: Arc<Liveness>,
+    ) -> Self {
+        Self { node_id, raft, state, transport, seeds, write_timeout, liveness }
     }
 
     pub fn state(&self) -> Arc<MetadataState> {
@@ -95,9 +121,10 @@ impl MetadataHandle {
         (m.current_leader, m.current_term)
     }
 
-    /// Brokers that can take replicas, sorted by id.
+    /// Brokers that can take replicas (registered, and heard from lately),
+    /// sorted by id.
     pub fn live_brokers(&self) -> Vec<NodeId> {
-        self.state().brokers.keys().copied().collect()
+        self.state().brokers.keys().copied().filter(|id| self.liveness.is_alive(*id)).collect()
     }
 
     /// `requested` lowered to the number of live brokers (at least 1), for
@@ -106,24 +133,76 @@ impl MetadataHandle {
         requested.min(self.live_brokers().len().max(1) as i32)
     }
 
-    /// Proposes `cmd` and waits until it is committed and applied.
+    /// Proposes `cmd` (forwarded to the metadata leader when that is another
+    /// node) and waits until it is committed and applied.
     pub async fn propose(&self, cmd: MetadataCommand) -> Result<MetadataResponse, MetadataError> {
-        let write = self.raft.client_write(cmd);
-        let result = tokio::time::timeout(self.write_timeout, write)
-            .await
-            .map_err(|_| MetadataError::Timeout(self.write_timeout))?;
-        match result {
-            Ok(resp) => match resp.data {
-                MetadataResponse::Rejected(r) => Err(r.into()),
-                other => Ok(other),
-            },
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::ClientWriteError::ForwardToLeader(f),
-            )) => Err(MetadataError::NotController { leader: f.leader_id }),
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::ClientWriteError::ChangeMembershipError(_),
-            )) => Err(MetadataError::NotController { leader: None }),
-            Err(openraft::error::RaftError::Fatal(_)) => Err(MetadataError::ShuttingDown),
+        self.submit(ForwardRequest::Write(cmd)).await
+    }
+
+    /// Joins the cluster as a broker that is not an initial voter.
+    pub async fn join(&self, info: BrokerInfo) -> Result<(), MetadataError> {
+        self.submit(ForwardRequest::Join(info)).await.map(|_| ())
+    }
+
+    /// The metadata leader as this node knows it.
+    fn known_leader(&self) -> Option<Target> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader?;
+        if leader == self.node_id {
+            return Some(Target::Here);
+        }
+        let node = m.membership_config.membership().get_node(&leader)?;
+        Some(Target::Peer(node.addr.clone()))
+    }
+
+    /// Sends `req` to the leader, following `NotLeader` hints and retrying
+    /// while there is none, until the write timeout. A request is retried only
+    /// when it surely was not proposed (refused, or never delivered).
+    async fn submit(&self, req: ForwardRequest) -> Result<MetadataResponse, MetadataError> {
+        let deadline = Instant::now() + self.write_timeout;
+        let timed_out = || MetadataError::Timeout(self.write_timeout);
+        let mut hint: Option<Target> = None;
+        let mut next_seed = 0usize;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(timed_out());
+            }
+            let target = hint.take().or_else(|| self.known_leader()).or_else(|| {
+                next_seed += 1;
+                self.seeds.get(next_seed % self.seeds.len().max(1)).cloned().map(Target::Peer)
+            });
+            let attempt = match target {
+                Some(Target::Here) => {
+                    let local = forward::apply_here(&self.raft, req.clone());
+                    tokio::time::timeout(remaining, local).await.map_err(|_| timed_out())?
+                }
+                Some(Target::Peer(addr)) => {
+                    match forward::send(&self.transport, &addr, &req, remaining).await {
+                        Ok(reply) => reply,
+                        Err(TransportError::Timeout { .. }) => return Err(timed_out()),
+                        Err(e) => {
+                            tracing::debug!(%addr, error = %e, "metadata leader unreachable; retrying");
+                            Err(ForwardFailure::NotLeader { leader: None })
+                        }
+                    }
+                }
+                None => Err(ForwardFailure::NotLeader { leader: None }),
+            };
+            match attempt {
+                Ok(MetadataResponse::Rejected(r)) => return Err(r.into()),
+                Ok(resp) => return Ok(resp),
+                Err(ForwardFailure::Failed(msg)) => return Err(MetadataError::Failed(msg)),
+                Err(ForwardFailure::NotLeader { leader: Some((id, addr)) }) => {
+                    hint = Some(if id == self.node_id { Target::Here } else { Target::Peer(addr) });
+                    // Leadership may be moving; don't bounce between stale guesses.
+                    tokio::time::sleep(RETRY_PAUSE.min(remaining) / 5).await;
+                }
+                Err(ForwardFailure::NotLeader { leader: None }) => {
+                    tokio::time::sleep(RETRY_PAUSE.min(remaining)).await;
+                }
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 //! The controller: cluster id, brokers, topics, partitions and their replica
-//! sets, producer-id blocks — one openraft group (group 0) whose state every
+//! sets and last reported leaders, producer-id blocks — one openraft group (group 0) whose state every
 //! broker holds in full and answers `Metadata` from.
 
 pub mod command;
+pub mod forward;
 pub mod handle;
 pub mod placement;
 pub mod state;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::metadata::command::{BrokerInfo, MetadataCommand, MetadataResponse, Rejection};
+use crate::metadata::command::{BrokerInfo, LeaderReport, MetadataCommand, MetadataResponse, Rejection};
 use crate::raft::types::{GroupId, NodeId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +15,10 @@ pub struct PartitionInfo {
     pub group: GroupId,
     /// Replica brokers; the first is the preferred leader.
     pub replicas: Vec<NodeId>,
+    /// The last leader that reported itself, and its Raft term (the Kafka
+    /// leader epoch). Replicas know fresher values from their own group.
+    pub leader: Option<NodeId>,
+    pub leader_term: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +106,18 @@ impl MetadataState {
                 self.next_producer_id = first.saturating_add(count.max(1));
                 MetadataResponse::ProducerIds { first }
             }
+            MetadataCommand::ReportLeaders(reports) => {
+                let reports: BTreeMap<GroupId, LeaderReport> =
+                    reports.into_iter().map(|r| (r.group, r)).collect();
+                for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    // Terms only grow: a late report from a deposed leader loses.
+                    if let Some(r) = reports.get(&p.group).filter(|r| r.term >= p.leader_term) {
+                        p.leader = Some(r.leader);
+                        p.leader_term = r.term;
+                    }
+                }
+                MetadataResponse::Done
+            }
         }
     }
 
@@ -111,7 +127,7 @@ impl MetadataState {
             .map(|replicas| {
                 let group = self.next_group_id;
                 self.next_group_id += 1;
-                PartitionInfo { group, replicas }
+                PartitionInfo { group, replicas, leader: None, leader_term: 0 }
             })
             .collect()
     }
@@ -153,6 +169,17 @@ mod tests {
         let groups: Vec<_> = s.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group)).collect();
         assert_eq!(groups, vec![1, 2, 3]);
         assert_eq!(s.apply(create("a", 1)), MetadataResponse::Rejected(Rejection::TopicExists("a".into())));
+    }
+
+    #[test]
+    fn leader_reports_never_go_back_in_term() {
+        let mut s = MetadataState::default();
+        s.apply(create("a", 2));
+        let report = |group, leader, term| LeaderReport { group, leader, term };
+        s.apply(MetadataCommand::ReportLeaders(vec![report(1, 2, 5), report(2, 3, 1)]));
+        s.apply(MetadataCommand::ReportLeaders(vec![report(1, 1, 4)]));
+        let leaders: Vec<_> = s.topics["a"].partitions.iter().map(|p| (p.leader, p.leader_term)).collect();
+        assert_eq!(leaders, vec![(Some(2), 5), (Some(3), 1)]);
     }
 
     #[test]

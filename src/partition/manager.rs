@@ -54,6 +54,61 @@ impl PartitionManager {
         self.partitions.read().ok()?.get(&key).cloned()
     }
 
+    /// Leader and term of a partition, as far as this broker knows: from its
+    /// own replica when it hosts one (freshest), else as last reported to the
+    /// metadata group.
+    pub fn leader_of(&self, state: &MetadataState, topic: &str, partition: i32) -> Option<(NodeId, u64)> {
+        let local = self.get(topic, partition).and_then(|h| match h.leader() {
+            (Some(leader), _) if leader == self.node_id && !self.serves_as_leader(&h) => None,
+            (Some(leader), term) => Some((leader, term)),
+            (None, _) => None,
+        });
+        let reported = state
+            .topic(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+            .and_then(|info| info.leader.map(|l| (l, info.leader_term)));
+        // A replica that missed an election still names the old leader; the
+        // report of a newer term wins. A leader cut off from its quorum does
+        // not name itself.
+        let reported = reported.filter(|(l, _)| *l != self.node_id || local.is_some());
+        match (local, reported) {
+            (Some(l), Some(r)) if r.1 > l.1 => Some(r),
+            (Some(l), _) => Some(l),
+            (None, r) => r,
+        }
+    }
+
+    /// Whether this node leads `h` and can reach a majority of its voters. A
+    /// leader cut off from them keeps its Raft role until it hears of a newer
+    /// term, but it could not commit anything, so it answers clients
+    /// NOT_LEADER_OR_FOLLOWER at once and they look elsewhere.
+    pub fn serves_as_leader(&self, h: &PartitionHandle) -> bool {
+        let metrics = h.raft.metrics();
+        let m = metrics.borrow();
+        if m.current_leader != Some(self.node_id) || m.state != openraft::ServerState::Leader {
+            return false;
+        }
+        let membership = m.membership_config.membership();
+        let (mut voters, mut alive) = (0, 0);
+        for id in membership.voter_ids() {
+            voters += 1;
+            if self.registry.liveness().is_alive(id) {
+                alive += 1;
+            }
+        }
+        alive * 2 > voters
+    }
+
+    /// Partitions of the cluster with no known leader.
+    pub fn leaderless(&self, state: &MetadataState) -> usize {
+        state
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len() as i32).map(move |p| (t.name.as_str(), p)))
+            .filter(|(t, p)| self.leader_of(state, t, *p).is_none())
+            .count()
+    }
+
     pub fn all(&self) -> Vec<PartitionHandle> {
         self.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
     }

@@ -1,11 +1,15 @@
 //! Partition replicas: each partition is its own openraft group whose voters
 //! are its replicas; its leader is the Kafka partition leader. This module
 //! owns batch validation, offsets, idempotence, the log, fetch wake-ups (the
-//! high-watermark `watch`) and retention. It knows nothing of groups or HTTP.
+//! high-watermark `watch`), retention, failover (elections driven by node
+//! liveness) and leadership (reports, transfers). It knows nothing of
+//! consumer groups or HTTP.
 
 pub mod batch;
 pub mod command;
+pub mod failover;
 pub mod handle;
+pub mod leadership;
 pub mod log;
 pub mod manager;
 pub mod producers;

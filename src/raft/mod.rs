@@ -1,8 +1,10 @@
 //! openraft glue shared by every group: type configs, RocksDB log storage,
 //! the multi-raft transport (outgoing pools, incoming server, group registry)
-//! and the snapshot image both state machines use. No Kafka meaning here.
+//! the node-level failure detector, and the snapshot image both state
+//! machines use. No Kafka meaning here.
 
 pub mod applied;
+pub mod liveness;
 pub mod log_store;
 pub mod network;
 pub mod registry;
@@ -12,7 +14,8 @@ pub mod wire;
 
 use std::sync::Arc;
 
-/// openraft settings shared by every group of this node.
+/// openraft settings of the metadata group: openraft's own heartbeats and
+/// election timers (a handful of voters, so their cost does not matter).
 pub fn raft_config(
     cfg: &crate::config::Config,
     cluster: &str,
@@ -22,6 +25,35 @@ pub fn raft_config(
         heartbeat_interval: cfg.raft_heartbeat_interval_ms,
         election_timeout_min: cfg.raft_election_timeout_ms,
         election_timeout_max: cfg.raft_election_timeout_ms * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft_snapshot_logs),
+        max_in_snapshot_log_to_keep: cfg.raft_snapshot_logs / 2,
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate().map_err(Box::new)?))
+}
+
+/// openraft settings of partition groups. A node hosts thousands of them, so
+/// per-group heartbeats and election timers are off: `liveness` detects dead
+/// nodes once per peer and `partition::leadership` starts elections and
+/// nudges lagging followers (DESIGN.md: "coalesce heartbeats").
+///
+/// Timers still matter in two ways. `heartbeat_interval` is openraft's
+/// deadline for one AppendEntries, so it is generous; and
+/// `election_timeout_max` is the leader lease during which a follower that
+/// heard from its leader refuses to vote, kept below the node timeout so a
+/// dead leader's lease has run out by the time it is declared dead.
+pub fn partition_raft_config(
+    cfg: &crate::config::Config,
+    cluster: &str,
+) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
+    let lease = (cfg.node_timeout_ms * 4 / 5).max(80);
+    let c = openraft::Config {
+        cluster_name: cluster.to_string(),
+        heartbeat_interval: lease / 2,
+        election_timeout_min: lease / 2 + 1,
+        election_timeout_max: lease,
+        enable_heartbeat: false,
+        enable_elect: false,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft_snapshot_logs),
         max_in_snapshot_log_to_keep: cfg.raft_snapshot_logs / 2,
         ..Default::default()

@@ -1,18 +1,28 @@
-//! GroupId → the local Raft handle that serves it, for incoming RPCs.
+//! GroupId → the local Raft handle that serves it, for incoming RPCs; and the
+//! node's failure detector, which incoming pings feed.
 
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::raft::liveness::Liveness;
 use crate::raft::types::{GroupId, MetaRaft, PartRaft};
 
-#[derive(Default)]
 pub struct Registry {
     metadata: OnceLock<MetaRaft>,
     // A std lock: lookups and inserts only, never held across an await.
     partitions: RwLock<HashMap<GroupId, PartRaft>>,
+    liveness: Arc<Liveness>,
 }
 
 impl Registry {
+    pub fn new(liveness: Arc<Liveness>) -> Self {
+        Self { metadata: OnceLock::new(), partitions: RwLock::new(HashMap::new()), liveness }
+    }
+
+    pub fn liveness(&self) -> &Arc<Liveness> {
+        &self.liveness
+    }
+
     pub fn set_metadata(&self, raft: MetaRaft) {
         let _ = self.metadata.set(raft);
     }

@@ -1,5 +1,6 @@
 //! Incoming Raft RPCs: accepts peer connections on the Raft address and routes
-//! each tagged request to the local group it names.
+//! each tagged request to the local group it names (forwarded metadata writes
+//! go to `metadata::forward`).
 
 use std::sync::Arc;
 
@@ -59,8 +60,16 @@ async fn connection(
 }
 
 async fn route(registry: &Registry, req: RpcRequest) -> RpcReply {
+    if req.kind == RpcKind::Ping {
+        let from = crate::raft::liveness::ping_sender(&req.body).map_err(|e| e.to_string())?;
+        registry.liveness().heard(from);
+        return Ok(Vec::new());
+    }
     if req.group == METADATA_GROUP {
         let raft = registry.metadata().ok_or("metadata group is not running")?;
+        if req.kind == RpcKind::Forward {
+            return crate::metadata::forward::serve(&raft, &req.body).await;
+        }
         dispatch(&raft, req.kind, &req.body).await
     } else {
         let raft =
@@ -89,6 +98,12 @@ where
             let rpc = storage::decode("install snapshot", body).map_err(decode_err)?;
             storage::encode("snapshot reply", &raft.install_snapshot(rpc).await)
         }
+        RpcKind::Elect => {
+            let started = raft.trigger().elect().await.map_err(|e| e.to_string());
+            storage::encode("elect reply", &started)
+        }
+        RpcKind::Forward => return Err("only the metadata group takes forwarded writes".to_string()),
+        RpcKind::Ping => return Ok(Vec::new()),
     };
     encoded.map_err(|e| e.to_string())
 }

@@ -13,6 +13,14 @@ pub enum RpcKind {
     AppendEntries,
     Vote,
     InstallSnapshot,
+    /// A metadata write (or a join) sent by a node that is not the metadata
+    /// leader; only valid for the metadata group.
+    Forward,
+    /// Asks this replica to start an election now: how a leader hands its
+    /// leadership to a caught-up replica (openraft 0.9 has no transfer call).
+    Elect,
+    /// Node-level failure detection (`raft::liveness`); the body names the sender.
+    Ping,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -107,3 +107,94 @@ def broker_factory(tmp_path):
     for b in started:
         if b.proc.poll() is None:
             b.stop()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "scripts", "cluster")
+
+
+def free_port_block(n):
+    """A base port such that base..base+n-1 are free on 127.0.0.1."""
+    for _ in range(200):
+        base = free_port()
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free port block")
+
+
+class Cluster:
+    """A local cluster run by scripts/cluster (the same commands users run),
+    in its own directory and ports."""
+
+    def __init__(self, root_dir, size):
+        self.size = size
+        self.dir = str(root_dir)
+        # One spare port each, for a broker added later (`start size+1`).
+        self.kafka_port, self.http_port, self.raft_port = (free_port_block(size + 1) for _ in range(3))
+        self.env = {**os.environ, "RAFTKA_CLUSTER_DIR": self.dir, "RAFTKA_BIN": BIN,
+                    "RAFTKA_KAFKA_PORT": str(self.kafka_port), "RAFTKA_HTTP_PORT": str(self.http_port),
+                    "RAFTKA_RAFT_PORT": str(self.raft_port)}
+
+    def run(self, *args, timeout=120):
+        done = subprocess.run([SCRIPT, *map(str, args)], env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+        assert done.returncode == 0, f"scripts/cluster {' '.join(map(str, args))} failed:\n" \
+                                     f"{done.stdout}\n{done.stderr}\n{self.logs()}"
+        return done.stdout
+
+    def bootstrap(self, *nodes):
+        nodes = nodes or range(1, self.size + 1)
+        return ",".join(f"127.0.0.1:{self.kafka_port + i - 1}" for i in nodes)
+
+    def http(self, node, path):
+        """(status, json body) of GET `path` on `node`; (None, None) if it does not answer."""
+        import json
+        import urllib.error
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port + node - 1}{path}", timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+        except OSError:
+            return None, None
+
+    def pid(self, node):
+        with open(os.path.join(self.dir, f"node-{node}.pid")) as f:
+            return int(f.read())
+
+    def log(self, node):
+        with open(os.path.join(self.dir, f"node-{node}.log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def logs(self):
+        out = []
+        for i in range(1, self.size + 2):
+            path = os.path.join(self.dir, f"node-{i}.log")
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    out.append(f"--- node {i} ---\n" + f.read().decode(errors="replace")[-3000:])
+        return "\n".join(out)
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    made = []
+
+    def make(size=3):
+        c = Cluster(tmp_path / f"cluster-{len(made)}", size)
+        made.append(c)
+        c.run("up", size)
+        return c
+    yield make
+    for c in made:
+        c.run("down")

@@ -5,5 +5,6 @@
 
 mod bad_input;
 mod common;
+mod http_api;
 mod produce_fetch;
 mod storage_recovery;

@@ -1,0 +1,91 @@
+//! Metadata writes from any node. Only the metadata group's Raft leader can
+//! propose, so a node that is not the leader sends its command over the Raft
+//! transport (`RpcKind::Forward`) to the node it believes leads; that node
+//! proposes it locally or answers `NotLeader` with a better guess. A broker
+//! outside the initial voters joins the same way: the leader adds it as a
+//! learner of the metadata group, then registers it.
+
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::command::{BrokerInfo, MetadataCommand, MetadataResponse};
+use crate::raft::network::{Transport, TransportError};
+use crate::raft::types::{MetaRaft, NodeId, METADATA_GROUP};
+use crate::raft::wire::{RpcKind, RpcReply, RpcRequest};
+use crate::storage;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardRequest {
+    Write(MetadataCommand),
+    /// Adds a broker that is not an initial voter: learner, then registered.
+    Join(BrokerInfo),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ForwardFailure {
+    /// Nothing was proposed; `leader` is the Raft address of a better guess.
+    #[error("not the metadata leader")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type ForwardReply = Result<MetadataResponse, ForwardFailure>;
+
+/// Serves one forwarded request on this node (the transport's server side).
+pub async fn serve(raft: &MetaRaft, body: &[u8]) -> RpcReply {
+    let req: ForwardRequest = storage::decode("forwarded write", body).map_err(|e| e.to_string())?;
+    storage::encode("forward reply", &apply_here(raft, req).await).map_err(|e| e.to_string())
+}
+
+/// Proposes `req` through the local Raft, which must be the leader.
+pub async fn apply_here(raft: &MetaRaft, req: ForwardRequest) -> ForwardReply {
+    match req {
+        ForwardRequest::Write(cmd) => write(raft, cmd).await,
+        ForwardRequest::Join(info) => {
+            if let Err(e) = raft.add_learner(info.id, BasicNode::new(info.raft_addr.clone()), false).await {
+                return Err(match e {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                        ForwardFailure::NotLeader { leader: leader_guess(f.leader_id, f.leader_node) }
+                    }
+                    other => ForwardFailure::Failed(other.to_string()),
+                });
+            }
+            write(raft, MetadataCommand::RegisterBroker(info)).await
+        }
+    }
+}
+
+async fn write(raft: &MetaRaft, cmd: MetadataCommand) -> ForwardReply {
+    match raft.client_write(cmd).await {
+        Ok(resp) => Ok(resp.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(ForwardFailure::NotLeader { leader: leader_guess(f.leader_id, f.leader_node) })
+        }
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Err(ForwardFailure::Failed(e.to_string()))
+        }
+        Err(RaftError::Fatal(e)) => Err(ForwardFailure::Failed(e.to_string())),
+    }
+}
+
+fn leader_guess(id: Option<NodeId>, node: Option<BasicNode>) -> Option<(NodeId, String)> {
+    Some((id?, node?.addr))
+}
+
+/// Sends `req` to the node at `addr`; transport errors mean it was not applied
+/// only when the connection could not be made (see `TransportError`).
+pub async fn send(
+    transport: &Transport,
+    addr: &str,
+    req: &ForwardRequest,
+    timeout: Duration,
+) -> Result<ForwardReply, TransportError> {
+    let body = storage::encode("forwarded write", req).map_err(|e| TransportError::Refused(e.to_string()))?;
+    let request = RpcRequest { group: METADATA_GROUP, kind: RpcKind::Forward, body };
+    let bytes = transport.call(addr, &request, timeout).await?;
+    storage::decode("forward reply", &bytes).map_err(|e| TransportError::Refused(e.to_string()))
+}

@@ -1,0 +1,187 @@
+//! Partition leadership seen from the cluster: a partition's leader is its
+//! Raft group's leader, and this module makes that known and keeps it where
+//! users expect it.
+//!
+//! - New leaders report themselves to the metadata group (one batched write
+//!   per tick for every change), so any broker answers `Metadata` with every
+//!   partition's leader.
+//! - Leadership goes back to the preferred replica (the first of the replica
+//!   set) once it is caught up, and is handed to a caught-up replica on a
+//!   graceful shutdown. openraft 0.9 has no leader-transfer call, so the
+//!   leader asks the chosen replica to campaign (`RpcKind::Elect`); the old
+//!   leader's leader lease has long expired, so it grants the vote, and a
+//!   replica that is not caught up cannot win.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::{Raft, RaftTypeConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::metadata::command::{LeaderReport, MetadataCommand};
+use crate::metadata::handle::MetadataHandle;
+use crate::metadata::state::MetadataState;
+use crate::partition::failover::Failover;
+use crate::partition::manager::PartitionManager;
+use crate::raft::liveness::Liveness;
+use crate::raft::network::Transport;
+use crate::raft::types::{GroupId, NodeId};
+use crate::raft::wire::{RpcKind, RpcRequest};
+
+/// How often leader changes are looked for and reported, and elections
+/// driven (`failover`).
+const TICK: Duration = Duration::from_millis(50);
+/// How often leaderships are moved back to preferred replicas.
+const REBALANCE_EVERY: Duration = Duration::from_secs(3);
+/// At most this many leaderships move per rebalance round, so a returning
+/// node takes its partitions back gradually.
+const MAX_TRANSFERS_PER_ROUND: usize = 64;
+/// A replica asked to campaign is not asked again for this long.
+const TRANSFER_COOLDOWN: Duration = Duration::from_secs(10);
+const ELECT_RPC_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Runs until `shutdown`: drives elections, reports leaders and rebalances
+/// leaderships.
+pub async fn run(
+    node_id: NodeId,
+    metadata: MetadataHandle,
+    partitions: Arc<PartitionManager>,
+    transport: Arc<Transport>,
+    liveness: Arc<Liveness>,
+    shutdown: CancellationToken,
+) {
+    let mut failover = Failover::new(node_id, liveness.clone());
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_rebalance = Instant::now();
+    let mut asked: HashMap<GroupId, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let state = metadata.state();
+        failover.tick(&state, &partitions).await;
+        failover.tick_metadata(metadata.raft()).await;
+        let reports = unreported(node_id, &state, &partitions);
+        if !reports.is_empty() {
+            let n = reports.len();
+            match metadata.propose(MetadataCommand::ReportLeaders(reports)).await {
+                Ok(_) => tracing::debug!(node_id, partitions = n, "reported partition leaderships"),
+                Err(e) => tracing::debug!(node_id, error = %e, "cannot report leaderships yet"),
+            }
+        }
+        if last_rebalance.elapsed() >= REBALANCE_EVERY {
+            last_rebalance = Instant::now();
+            asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
+            rebalance(node_id, &state, &partitions, &transport, &liveness, &mut asked).await;
+        }
+    }
+}
+
+/// Groups this node leads whose leadership the metadata does not show yet.
+fn unreported(node_id: NodeId, state: &MetadataState, partitions: &PartitionManager) -> Vec<LeaderReport> {
+    partitions
+        .all()
+        .into_iter()
+        .filter_map(|h| {
+            let (leader, term) = h.leader();
+            if leader != Some(node_id) {
+                return None;
+            }
+            let info = state.topic(&h.topic)?.partitions.get(h.partition as usize)?;
+            let known = info.group == h.group && info.leader == Some(node_id) && info.leader_term == term;
+            (!known).then_some(LeaderReport { group: h.group, leader: node_id, term })
+        })
+        .collect()
+}
+
+/// The first of `candidates` (other than this node) that has every entry of
+/// the log this node leads.
+pub fn caught_up_replica<C>(raft: &Raft<C>, me: NodeId, candidates: &[NodeId]) -> Option<NodeId>
+where
+    C: RaftTypeConfig<NodeId = NodeId>,
+{
+    let m = raft.metrics();
+    let m = m.borrow();
+    let last = m.last_log_index?;
+    let replication = m.replication.as_ref()?;
+    candidates.iter().copied().find(|id| {
+        *id != me && replication.get(id).is_some_and(|matched| matched.map(|l| l.index) == Some(last))
+    })
+}
+
+async fn rebalance(
+    node_id: NodeId,
+    state: &MetadataState,
+    partitions: &PartitionManager,
+    transport: &Transport,
+    liveness: &Liveness,
+    asked: &mut HashMap<GroupId, Instant>,
+) {
+    let mut moved = 0;
+    for h in partitions.all() {
+        if moved >= MAX_TRANSFERS_PER_ROUND {
+            break;
+        }
+        if h.leader().0 != Some(node_id) || asked.contains_key(&h.group) {
+            continue;
+        }
+        let Some(info) = state.topic(&h.topic).and_then(|t| t.partitions.get(h.partition as usize)) else {
+            continue;
+        };
+        let Some(&preferred) = info.replicas.first() else { continue };
+        if preferred == node_id
+            || !liveness.is_alive(preferred)
+            || caught_up_replica(&h.raft, node_id, &[preferred]) != Some(preferred)
+        {
+            continue;
+        }
+        let Some(broker) = state.brokers.get(&preferred) else { continue };
+        asked.insert(h.group, Instant::now());
+        moved += 1;
+        tracing::info!(topic = %h.topic, partition = h.partition, to = preferred, "moving leadership back to the preferred replica");
+        ask_to_campaign(transport, &broker.raft_addr, h.group).await;
+    }
+}
+
+pub async fn ask_to_campaign(transport: &Transport, addr: &str, group: GroupId) {
+    let request = RpcRequest { group, kind: RpcKind::Elect, body: Vec::new() };
+    if let Err(e) = transport.call(addr, &request, ELECT_RPC_TIMEOUT).await {
+        tracing::debug!(group, %addr, error = %e, "campaign request failed");
+    }
+}
+
+/// Hands every leadership of this node to a caught-up replica and waits (up
+/// to `timeout`) until the groups have moved. Called after clients are cut
+/// off, so the logs no longer grow.
+pub async fn hand_over(
+    node_id: NodeId,
+    state: &MetadataState,
+    partitions: &PartitionManager,
+    transport: &Transport,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    let led: Vec<_> = partitions.all().into_iter().filter(|h| h.leader().0 == Some(node_id)).collect();
+    if led.is_empty() {
+        return;
+    }
+    for h in &led {
+        let prefer = state
+            .topic(&h.topic)
+            .and_then(|t| t.partitions.get(h.partition as usize))
+            .map(|p| p.replicas.clone())
+            .unwrap_or_default();
+        let Some(to) = caught_up_replica(&h.raft, node_id, &prefer) else { continue };
+        if let Some(broker) = state.brokers.get(&to) {
+            ask_to_campaign(transport, &broker.raft_addr, h.group).await;
+        }
+    }
+    while Instant::now() < deadline && led.iter().any(|h| h.leader().0 == Some(node_id)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kept = led.iter().filter(|h| h.leader().0 == Some(node_id)).count();
+    tracing::info!(node_id, handed_over = led.len() - kept, kept, "partition leaderships handed over");
+}

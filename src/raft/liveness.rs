@@ -1,0 +1,122 @@
+//! Node-level failure detection. Every node pings every other broker over the
+//! Raft transport a few times per election timeout and remembers when it last
+//! heard from each (a ping in either direction counts). Partition groups use
+//! this instead of per-group Raft heartbeats, so the idle cost of a node is
+//! one small RPC per peer per interval however many partitions it hosts
+//! (DESIGN.md: "coalesce heartbeats"); `partition::leadership` starts an
+//! election in a group whose leader this detector declares dead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::raft::network::Transport;
+use crate::raft::types::{NodeId, METADATA_GROUP};
+use crate::raft::wire::{RpcKind, RpcRequest};
+use crate::storage;
+
+#[derive(Debug)]
+pub struct Liveness {
+    node_id: NodeId,
+    timeout: Duration,
+    started: Instant,
+    // A std mutex: a map update or lookup, never held across an await.
+    last_heard: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl Liveness {
+    /// A node is alive while it was heard from within `timeout`. Until then
+    /// every node counts as heard at start-up, so a restarting broker does
+    /// not declare its peers dead before it has even pinged them.
+    pub fn new(node_id: NodeId, timeout: Duration) -> Self {
+        Self { node_id, timeout, started: Instant::now(), last_heard: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn heard(&self, node: NodeId) {
+        if let Ok(mut m) = self.last_heard.lock() {
+            m.insert(node, Instant::now());
+        }
+    }
+
+    pub fn is_alive(&self, node: NodeId) -> bool {
+        if node == self.node_id {
+            return true;
+        }
+        let Ok(m) = self.last_heard.lock() else { return false };
+        m.get(&node).copied().unwrap_or(self.started).elapsed() < self.timeout
+    }
+}
+
+/// A ping names its sender, so the receiver counts it as heard too.
+fn ping_request(from: NodeId) -> Result<RpcRequest, storage::StorageError> {
+    Ok(RpcRequest { group: METADATA_GROUP, kind: RpcKind::Ping, body: storage::encode("ping", &from)? })
+}
+
+/// The sender of a ping, for the receiving side.
+pub fn ping_sender(body: &[u8]) -> Result<NodeId, storage::StorageError> {
+    storage::decode("ping", body)
+}
+
+/// Pings every peer `peers()` names five times per timeout until `shutdown`.
+pub async fn run(
+    liveness: Arc<Liveness>,
+    transport: Arc<Transport>,
+    peers: impl Fn() -> Vec<(NodeId, String)>,
+    shutdown: CancellationToken,
+) {
+    let node_id = liveness.node_id;
+    let interval = liveness.timeout / 5;
+    let Ok(request) = ping_request(node_id) else { return };
+    let request = Arc::new(request);
+    let mut was_alive: HashMap<NodeId, bool> = HashMap::new();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (peer, addr) in peers() {
+            if peer == node_id {
+                continue;
+            }
+            let alive = liveness.is_alive(peer);
+            if was_alive.insert(peer, alive).is_some_and(|before| before != alive) {
+                if alive {
+                    tracing::info!(node_id, peer, "node is back");
+                } else {
+                    tracing::warn!(node_id, peer, timeout = ?liveness.timeout, "node is down: not heard from");
+                }
+            }
+            let (liveness, transport, request) = (liveness.clone(), transport.clone(), request.clone());
+            // One task per ping, so a dead peer's timeout never delays the others.
+            tokio::spawn(async move {
+                if transport.call(&addr, &request, liveness.timeout).await.is_ok() {
+                    liveness.heard(peer);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unheard_nodes_die_after_the_start_up_grace() {
+        let l = Liveness::new(1, Duration::from_millis(30));
+        assert!(l.is_alive(2), "peers count as alive during the start-up grace");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!l.is_alive(2));
+        assert!(l.is_alive(1), "a node is always alive to itself");
+        l.heard(2);
+        assert!(l.is_alive(2));
+    }
+}

@@ -1,0 +1,290 @@
+"""Multi-node raftka: real broker processes run by scripts/cluster, real clients,
+real faults (SIGKILL, SIGSTOP, a network cut). Every test ends by checking the
+invariants of DESIGN.md: every record acknowledged with acks=all is read back
+exactly once, in order per partition, and all nodes agree on the leaders."""
+import json
+import os
+import threading
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic as KpNewTopic
+
+from conftest import wait_for
+
+PARTITIONS = 6
+ARTIFACTS = os.environ.get("RAFTKA_TEST_ARTIFACTS", os.path.join(os.path.dirname(__file__), "..", "..", "target",
+                                                                  "test-artifacts"))
+
+
+def create_topic(bootstrap, name, partitions=PARTITIONS, rf=3):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, rf)])[name].result(30)
+    wait_for(lambda: all(leader(bootstrap, name, p) is not None for p in range(partitions)), 30,
+             f"leaders for {name}")
+
+
+def metadata(bootstrap, topic):
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=5)
+    return md
+
+
+def leader(bootstrap, topic, partition):
+    try:
+        t = metadata(bootstrap, topic).topics[topic]
+        lead = t.partitions[partition].leader
+        return lead if lead >= 0 else None
+    except Exception:
+        return None
+
+
+def leader_other_than(bootstrap, topic, partition, old):
+    lead = leader(bootstrap, topic, partition)
+    return lead if lead not in (None, old) else None
+
+
+class Load:
+    """An idempotent acks=all producer writing numbered records round-robin
+    over the partitions in a background thread, recording what was acked and
+    when."""
+
+    def __init__(self, bootstrap, topic):
+        self.topic = topic
+        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                                  "linger.ms": 2, "message.timeout.ms": 60000,
+                                  # A paused broker holds requests unanswered, as with Kafka:
+                                  # give up on them (and retry at the new leader) after 5 s,
+                                  # not librdkafka's default 60.
+                                  "request.timeout.ms": 5000, "socket.timeout.ms": 5000})
+        self.acked = {p: [] for p in range(PARTITIONS)}
+        self.ack_times = {p: [] for p in range(PARTITIONS)}
+        self.errors = []
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        n = 0
+        while not self.stop_flag.is_set():
+            p = n % PARTITIONS
+            value = f"{p}:{n}".encode()
+
+            def on_delivery(err, msg, p=p, value=value, sent=time.monotonic()):
+                if err is None:
+                    self.acked[p].append(value)
+                    self.ack_times[p].append((sent, time.monotonic()))
+                else:
+                    self.errors.append(str(err))
+            try:
+                self.producer.produce(self.topic, value, partition=p, on_delivery=on_delivery)
+                n += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.001 if n % 50 == 0 else 0)
+        assert self.producer.flush(90) == 0, "records left unacknowledged"
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def count(self, p=None):
+        return sum(len(v) for v in self.acked.values()) if p is None else len(self.acked[p])
+
+    def first_ack_after(self, p, t):
+        """When the first record sent after `t` to partition `p` was acked."""
+        return next((at for sent, at in list(self.ack_times[p]) if sent > t), None)
+
+    def finish(self):
+        self.stop_flag.set()
+        self.thread.join(120)
+        assert not self.thread.is_alive()
+
+
+def read_all(bootstrap, topic, expected_total, timeout=90):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    got = {p: [] for p in range(PARTITIONS)}
+    deadline = time.monotonic() + timeout
+    while sum(map(len, got.values())) < expected_total and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        got[m.partition()].append(m.value())
+    c.close()
+    return got
+
+
+def check_invariants(bootstrap, load):
+    """Acked records are all there, once each, in ack order per partition; and
+    nothing else is there twice."""
+    total = load.count()
+    got = read_all(bootstrap, load.topic, total)
+    for p in range(PARTITIONS):
+        values = got[p]
+        assert len(values) == len(set(values)), f"partition {p} holds duplicates"
+        acked = set(load.acked[p])
+        in_log = [v for v in values if v in acked]
+        assert in_log == load.acked[p], f"partition {p}: acknowledged records lost or reordered " \
+                                        f"({len(in_log)} of {len(load.acked[p])} found)"
+
+
+def agree_on_leaders(cluster, topic, nodes):
+    """Every node answers Metadata with the same leader for every partition."""
+    views = []
+    for n in nodes:
+        md = metadata(cluster.bootstrap(n), topic).topics[topic]
+        views.append({p: md.partitions[p].leader for p in range(PARTITIONS)})
+    return all(v == views[0] for v in views) and all(lead >= 0 for lead in views[0].values())
+
+
+def save_figures(name, figures):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with open(os.path.join(ARTIFACTS, f"{name}.json"), "w") as f:
+        json.dump(figures, f, indent=2)
+    print(name, figures)
+
+
+def test_kill_partition_leader_during_acks_all_produce(cluster_factory):
+    c = cluster_factory(3)
+    topic = "failover"
+    create_topic(c.bootstrap(), topic)
+    load = Load(c.bootstrap(), topic).start()
+    wait_for(lambda: load.count(0) > 500, 60, "records acked before the kill")
+
+    victim = leader(c.bootstrap(), topic, 0)
+    survivors = [n for n in (1, 2, 3) if n != victim]
+    c.run("kill", victim)
+    killed_at = time.monotonic()
+    new_leader = wait_for(lambda: leader_other_than(c.bootstrap(*survivors), topic, 0, victim), 15,
+                          "a new leader for partition 0")
+    elected_after = time.monotonic() - killed_at
+    next_ack = wait_for(lambda: load.first_ack_after(0, killed_at), 30, "an ack after the kill")
+    save_figures("failover-kill", {"victim": victim, "new_leader": new_leader,
+                                   "new_leader_seen_s": round(elected_after, 3),
+                                   "next_ack_s": round(next_ack - killed_at, 3)})
+
+    before = load.count()
+    wait_for(lambda: load.count() > before + 1000, 60, "progress with one node down")
+    c.run("start", victim)
+    # A replica takes its preferred leaderships back only once caught up, so
+    # seeing it lead again proves it caught up.
+    preferred = [p for p in range(PARTITIONS) if json_replicas(c, topic, p)[0] == victim]
+    wait_for(lambda: all(leader(c.bootstrap(), topic, p) == victim for p in preferred), 60,
+             f"node {victim} caught up and leading its preferred partitions {preferred} again")
+    load.finish()
+    check_invariants(c.bootstrap(), load)
+    assert agree_on_leaders(c, topic, (1, 2, 3))
+
+
+def json_replicas(cluster, topic, partition):
+    md = metadata(cluster.bootstrap(), topic).topics[topic]
+    return list(md.partitions[partition].replicas)
+
+
+def test_kill_metadata_leader_topic_creation_still_works(cluster_factory):
+    c = cluster_factory(3)
+    controller = AdminClient({"bootstrap.servers": c.bootstrap()}).list_topics(timeout=5).controller_id
+    assert controller in (1, 2, 3)
+    c.run("kill", controller)
+    survivors = [n for n in (1, 2, 3) if n != controller]
+    started = time.monotonic()
+
+    def created():
+        # A fresh client per attempt, as an application retrying would: one
+        # client keeps sending to the controller it first learned of.
+        admin = None
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=c.bootstrap(*survivors), request_timeout_ms=3000)
+            admin.create_topics([KpNewTopic("after-controller-death", 3, 2)])
+            return True
+        except Exception as e:  # retriable while the new controller is elected
+            return "TopicAlreadyExists" in type(e).__name__
+        finally:
+            if admin is not None:
+                admin.close()
+    wait_for(created, 10, "topic creation after the metadata leader died")
+    took = time.monotonic() - started
+    save_figures("controller-kill", {"controller": controller, "create_topic_s": round(took, 3)})
+    assert took < 10
+    wait_for(lambda: all(leader(c.bootstrap(*survivors), "after-controller-death", p) for p in range(3)), 15,
+             "leaders for the new topic")
+
+
+def isolate_leader_and_recover(c, cut, restore, name):
+    topic = name
+    create_topic(c.bootstrap(), topic)
+    load = Load(c.bootstrap(), topic).start()
+    wait_for(lambda: load.count(0) > 300, 60, "records acked before the fault")
+    victim = leader(c.bootstrap(), topic, 0)
+    others = [n for n in (1, 2, 3) if n != victim]
+    started = time.monotonic()
+    cut(victim)
+    new_leader = wait_for(lambda: leader_other_than(c.bootstrap(*others), topic, 0, victim), 20,
+                          "a new leader while the old one is cut off")
+    elected = time.monotonic() - started
+    wait_for(lambda: load.first_ack_after(0, started + elected), 30, "acks from the new leader")
+    restore(victim)
+    wait_for(lambda: agree_on_leaders(c, topic, (1, 2, 3)), 30, "all nodes agreeing on the leaders")
+    before = load.count()
+    wait_for(lambda: load.count() > before + 500, 60, "progress after recovery")
+    load.finish()
+    check_invariants(c.bootstrap(), load)
+    save_figures(name, {"victim": victim, "new_leader": new_leader, "new_leader_seen_s": round(elected, 3)})
+
+
+def test_paused_leader_no_split_brain(cluster_factory):
+    c = cluster_factory(3)
+    # Paused until the others have elected a new leader: longer than an election timeout.
+    isolate_leader_and_recover(c, lambda n: c.run("pause", n), lambda n: c.run("resume", n), "pause-leader")
+
+
+def test_network_partition_no_split_brain(cluster_factory):
+    c = cluster_factory(3)
+    isolate_leader_and_recover(c, lambda n: c.run("partition", n), lambda n: c.run("heal"), "partition-leader")
+
+
+def test_added_broker_takes_new_replicas(cluster_factory):
+    c = cluster_factory(3)
+    c.run("start", 4)
+    admin = AdminClient({"bootstrap.servers": c.bootstrap()})
+    wait_for(lambda: 4 in admin.list_topics(timeout=5).brokers, 30, "node 4 registered as a broker")
+    create_topic(c.bootstrap(), "wide", partitions=8, rf=2)
+    md = metadata(c.bootstrap(), "wide").topics["wide"]
+    on_new = [p for p, info in md.partitions.items() if 4 in info.replicas]
+    assert on_new, "the new broker holds no replica of a topic created after it joined"
+    # The new broker serves clients like any other.
+    p = Producer({"bootstrap.servers": c.bootstrap(4), "acks": "all"})
+    for i in range(100):
+        p.produce("wide", f"r{i}".encode(), partition=on_new[0])
+    assert p.flush(30) == 0
+    cons = Consumer({"bootstrap.servers": c.bootstrap(4), "group.id": "unused", "enable.auto.commit": False})
+    cons.assign([TopicPartition("wide", on_new[0], 0)])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 100 and time.monotonic() < deadline:
+        m = cons.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    cons.close()
+    assert got == [f"r{i}".encode() for i in range(100)]
+
+
+def test_graceful_stop_hands_leaderships_over(cluster_factory):
+    c = cluster_factory(3)
+    topic = "handover"
+    create_topic(c.bootstrap(), topic)
+    p = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all"})
+    for i in range(600):
+        p.produce(topic, f"v{i}".encode(), partition=i % PARTITIONS)
+    assert p.flush(30) == 0
+    victim = leader(c.bootstrap(), topic, 0)
+    survivors = [n for n in (1, 2, 3) if n != victim]
+    c.run("stop", victim)
+    log = c.log(victim)
+    assert "partition leaderships handed over" in log and "kept=0" in log, log[-3000:]
+    assert "stopped" in log.splitlines()[-1], log[-2000:]
+    wait_for(lambda: all(leader(c.bootstrap(*survivors), topic, q) in survivors for q in range(PARTITIONS)), 10,
+             "every partition led by a surviving node")
+    got = read_all(c.bootstrap(*survivors), topic, 600)
+    assert sorted(sum(got.values(), [])) == sorted(f"v{i}".encode() for i in range(600))
