@@ -34,7 +34,7 @@ const ELECT_STAGGER: Duration = Duration::from_millis(150);
 /// A lagging follower or a superseded leader is nudged this often.
 const NUDGE_EVERY: Duration = Duration::from_millis(300);
 /// An idle, healthy group still gets a heartbeat this often.
-const IDLE_HEARTBEAT: Duration = Duration::from_secs(10);
+const IDLE_HEARTBEAT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, PartialEq, Eq)]
 enum Action {
@@ -52,6 +52,9 @@ pub struct Failover {
     seen_term: HashMap<GroupId, u64>,
     last_elect: HashMap<GroupId, Instant>,
     last_nudge: HashMap<GroupId, Instant>,
+    /// Whether the last pass met a group without a healthy leader (or a
+    /// lagging follower): then the next tick must look again.
+    unsettled: bool,
 }
 
 impl Failover {
@@ -63,12 +66,15 @@ impl Failover {
             seen_term: HashMap::new(),
             last_elect: HashMap::new(),
             last_nudge: HashMap::new(),
+            unsettled: false,
         }
     }
 
-    /// One pass over every replica this node hosts.
-    pub async fn tick(&mut self, state: &MetadataState, partitions: &PartitionManager) {
+    /// One pass over every replica this node hosts. Returns whether some
+    /// group is still unsettled (no live leader, or a lagging follower).
+    pub async fn tick(&mut self, state: &MetadataState, partitions: &PartitionManager) -> bool {
         let now = Instant::now();
+        self.unsettled = false;
         let hosted = partitions.all();
         for h in &hosted {
             let Some(info) = state
@@ -101,6 +107,7 @@ impl Failover {
         self.seen_term.retain(|g, _| groups.contains(g));
         self.last_elect.retain(|g, _| groups.contains(g));
         self.last_nudge.retain(|g, _| groups.contains(g));
+        self.unsettled
     }
 
     fn decide(
@@ -136,10 +143,6 @@ impl Failover {
         if self.seen_term.insert(group, m.current_term) != Some(m.current_term) {
             self.leaderless_since.insert(group, now);
         }
-        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-        if !voters.contains(&self.node_id) {
-            return false;
-        }
         let alive = |n: NodeId| self.liveness.is_alive(n);
         let leader_ok = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
         // A live leader the metadata knows under a newer term will reach us.
@@ -147,6 +150,11 @@ impl Failover {
             reported.is_some_and(|(l, term)| l != self.node_id && alive(l) && term > m.current_term);
         if leader_ok || newer_elsewhere {
             self.leaderless_since.insert(group, now);
+            return false;
+        }
+        self.unsettled = true;
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        if !voters.contains(&self.node_id) {
             return false;
         }
         let live: Vec<NodeId> =
@@ -205,6 +213,7 @@ impl Failover {
             })
         });
         let superseded = info.leader_term > m.current_term;
+        self.unsettled |= lagging || superseded;
         let every = if lagging || superseded { NUDGE_EVERY } else { IDLE_HEARTBEAT };
         if self.last_nudge.get(&group).is_some_and(|at| now.duration_since(*at) < every) {
             return Action::Nothing;

@@ -32,6 +32,8 @@ use crate::raft::wire::{RpcKind, RpcRequest};
 /// How often leader changes are looked for and reported, and elections
 /// driven (`failover`).
 const TICK: Duration = Duration::from_millis(50);
+/// How often a full pass runs while every group is settled.
+const IDLE_PASS: Duration = Duration::from_secs(1);
 /// How often leaderships are moved back to preferred replicas.
 const REBALANCE_EVERY: Duration = Duration::from_secs(3);
 /// At most this many leaderships move per rebalance round, so a returning
@@ -56,15 +58,26 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rebalance = Instant::now();
     let mut asked: HashMap<GroupId, Instant> = HashMap::new();
+    let (mut unsettled, mut seen_changes, mut last_pass) = (true, liveness.changes(), Instant::now());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // A full pass costs about a microsecond per hosted replica: run it
+        // every tick only while something is unsettled or a node changed
+        // state, else once per IDLE_PASS, so idle CPU stays flat.
+        let changes = liveness.changes();
+        if !unsettled && changes == seen_changes && last_pass.elapsed() < IDLE_PASS {
+            continue;
+        }
+        seen_changes = changes;
+        last_pass = Instant::now();
         let state = metadata.state();
-        failover.tick(&state, &partitions).await;
         failover.tick_metadata(metadata.raft()).await;
+        unsettled = failover.tick(&state, &partitions).await;
         let reports = unreported(node_id, &state, &partitions);
+        unsettled |= !reports.is_empty();
         if !reports.is_empty() {
             let n = reports.len();
             match metadata.propose(MetadataCommand::ReportLeaders(reports)).await {

@@ -7,6 +7,7 @@
 //! election in a group whose leader this detector declares dead.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ pub struct Liveness {
     node_id: NodeId,
     timeout: Duration,
     started: Instant,
+    /// Bumped whenever a peer is seen to go down or come back.
+    changes: AtomicU64,
     // A std mutex: a map update or lookup, never held across an await.
     last_heard: Mutex<HashMap<NodeId, Instant>>,
 }
@@ -31,7 +34,19 @@ impl Liveness {
     /// every node counts as heard at start-up, so a restarting broker does
     /// not declare its peers dead before it has even pinged them.
     pub fn new(node_id: NodeId, timeout: Duration) -> Self {
-        Self { node_id, timeout, started: Instant::now(), last_heard: Mutex::new(HashMap::new()) }
+        Self {
+            node_id,
+            timeout,
+            started: Instant::now(),
+            changes: AtomicU64::new(0),
+            last_heard: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A counter that moves whenever some peer went down or came back, so
+    /// pollers can skip work while nothing changed.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
     }
 
     pub fn timeout(&self) -> Duration {
@@ -88,6 +103,7 @@ pub async fn run(
             }
             let alive = liveness.is_alive(peer);
             if was_alive.insert(peer, alive).is_some_and(|before| before != alive) {
+                liveness.changes.fetch_add(1, Ordering::Relaxed);
                 if alive {
                     tracing::info!(node_id, peer, "node is back");
                 } else {
