@@ -71,11 +71,14 @@ impl PartitionManager {
         // report of a newer term wins. A leader cut off from its quorum does
         // not name itself.
         let reported = reported.filter(|(l, _)| *l != self.node_id || local.is_some());
-        match (local, reported) {
+        let best = match (local, reported) {
             (Some(l), Some(r)) if r.1 > l.1 => Some(r),
             (Some(l), _) => Some(l),
             (None, r) => r,
-        }
+        };
+        // A leader on a node known to be down is no leader: clients told so
+        // keep asking (quickly) instead of waiting on a dead broker.
+        best.filter(|(l, _)| self.registry.liveness().is_alive(*l))
     }
 
     /// Whether this node leads `h` and can reach a majority of its voters. A
