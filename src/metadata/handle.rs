@@ -157,8 +157,11 @@ impl MetadataHandle {
     }
 
     /// Sends `req` to the leader, following `NotLeader` hints and retrying
-    /// while there is none, until the write timeout. A request is retried only
-    /// when it surely was not proposed (refused, or never delivered).
+    /// while there is none, until the write timeout. A timeout is never
+    /// retried; a refusal or a failed connect surely was not proposed, but a
+    /// connection lost mid-call may have been, so that retry can apply a
+    /// command twice (harmless for reports and id blocks; a create then
+    /// answers TOPIC_ALREADY_EXISTS).
     async fn submit(&self, req: ForwardRequest) -> Result<MetadataResponse, MetadataError> {
         let deadline = Instant::now() + self.write_timeout;
         let timed_out = || MetadataError::Timeout(self.write_timeout);
