@@ -9,7 +9,9 @@
 //!   dead, starts an election — replicas take turns in their preferred order
 //!   (`ELECT_STAGGER` apart) so two of them rarely split the vote, and only
 //!   when a majority of the group's voters is alive, so a cut-off node does
-//!   not keep raising terms;
+//!   not keep raising terms; a replica whose last campaign was refused for a
+//!   shorter log (`raft::ballots`) stands aside for a while, so the longer
+//!   log's next campaign, `ELECT_RETRY` later, wins;
 //! - on a leader, sends a heartbeat when a live follower lags (which restarts
 //!   replication to a follower that came back) or when the metadata shows a
 //!   newer term (so a deposed leader learns it and steps down), and otherwise
@@ -26,11 +28,14 @@ use openraft::{RaftMetrics, ServerState};
 
 use crate::metadata::state::{MetadataState, PartitionInfo};
 use crate::partition::manager::PartitionManager;
+use crate::raft::ballots::Ballots;
 use crate::raft::liveness::Liveness;
 use crate::raft::types::{GroupId, MetaRaft, NodeId, METADATA_GROUP};
 
 /// Delay between the turns of successive replicas to campaign.
 const ELECT_STAGGER: Duration = Duration::from_millis(150);
+/// A campaign that has not produced a leader is repeated this long after.
+const ELECT_RETRY: Duration = Duration::from_millis(300);
 /// A lagging follower or a superseded leader is nudged this often.
 const NUDGE_EVERY: Duration = Duration::from_millis(300);
 /// An idle, healthy group still gets a heartbeat this often.
@@ -46,6 +51,7 @@ enum Action {
 pub struct Failover {
     node_id: NodeId,
     liveness: Arc<Liveness>,
+    ballots: Arc<Ballots>,
     /// Since when each group has been without a usable leader, restarted
     /// whenever its term moves (someone else is campaigning).
     leaderless_since: HashMap<GroupId, Instant>,
@@ -58,10 +64,11 @@ pub struct Failover {
 }
 
 impl Failover {
-    pub fn new(node_id: NodeId, liveness: Arc<Liveness>) -> Self {
+    pub fn new(node_id: NodeId, liveness: Arc<Liveness>, ballots: Arc<Ballots>) -> Self {
         Self {
             node_id,
             liveness,
+            ballots,
             leaderless_since: HashMap::new(),
             seen_term: HashMap::new(),
             last_elect: HashMap::new(),
@@ -168,8 +175,10 @@ impl Failover {
         if now.duration_since(since) < turn {
             return false;
         }
-        let retry = self.liveness.timeout();
-        if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < retry) {
+        if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY) {
+            return false;
+        }
+        if self.ballots.outdone_within(group, self.liveness.timeout() * 2) {
             return false;
         }
         self.last_elect.insert(group, now);

@@ -50,10 +50,10 @@ pub async fn run(
     metadata: MetadataHandle,
     partitions: Arc<PartitionManager>,
     transport: Arc<Transport>,
+    mut failover: Failover,
     liveness: Arc<Liveness>,
     shutdown: CancellationToken,
 ) {
-    let mut failover = Failover::new(node_id, liveness.clone());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rebalance = Instant::now();

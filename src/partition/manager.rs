@@ -162,7 +162,7 @@ impl PartitionManager {
         let raft = PartRaft::new(
             self.node_id,
             self.raft_config.clone(),
-            NetworkFactory::new(self.transport.clone(), group),
+            NetworkFactory::new(self.transport.clone(), self.registry.ballots().clone(), group),
             LogStore::new(self.storage.clone(), group),
             store,
         )

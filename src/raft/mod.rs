@@ -1,9 +1,10 @@
 //! openraft glue shared by every group: type configs, RocksDB log storage,
 //! the multi-raft transport (outgoing pools, incoming server, group registry)
-//! the node-level failure detector, and the snapshot image both state
+//! the node-level failure detector, what this node's campaigns learned, and the snapshot image both state
 //! machines use. No Kafka meaning here.
 
 pub mod applied;
+pub mod ballots;
 pub mod liveness;
 pub mod log_store;
 pub mod network;

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpStream;
 
+use crate::raft::ballots::Ballots;
 use crate::raft::types::{GroupId, NodeId};
 use crate::raft::wire::{self, RpcKind, RpcReply, RpcRequest, WireError};
 use crate::storage;
@@ -98,18 +99,20 @@ impl Transport {
 /// Makes a group's clients; one per group, all sharing the `Transport`.
 pub struct NetworkFactory<C> {
     transport: Arc<Transport>,
+    ballots: Arc<Ballots>,
     group: GroupId,
     _config: PhantomData<fn() -> C>,
 }
 
 impl<C> NetworkFactory<C> {
-    pub fn new(transport: Arc<Transport>, group: GroupId) -> Self {
-        Self { transport, group, _config: PhantomData }
+    pub fn new(transport: Arc<Transport>, ballots: Arc<Ballots>, group: GroupId) -> Self {
+        Self { transport, ballots, group, _config: PhantomData }
     }
 }
 
 pub struct GroupClient<C> {
     transport: Arc<Transport>,
+    ballots: Arc<Ballots>,
     group: GroupId,
     target: NodeId,
     addr: String,
@@ -127,6 +130,7 @@ where
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         GroupClient {
             transport: self.transport.clone(),
+            ballots: self.ballots.clone(),
             group: self.group,
             target,
             addr: node.addr.clone(),
@@ -190,6 +194,10 @@ where
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.rpc(RpcKind::Vote, &rpc, &option).await
+        let resp: VoteResponse<NodeId> = self.rpc(RpcKind::Vote, &rpc, &option).await?;
+        if !resp.vote_granted && resp.last_log_id > rpc.last_log_id {
+            self.ballots.outdone(self.group);
+        }
+        Ok(resp)
     }
 }
