@@ -6,7 +6,7 @@ VENV := .venv/clients
 VENV2 := .venv/kafka-python-2
 PYTEST_ARGS ?=
 
-.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster venv
+.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups venv
 
 ## A local cluster on this machine (Ctrl-C stops it).
 run: build
@@ -52,7 +52,7 @@ client-test: venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python -m pytest -q tests/clients $(PYTEST_ARGS)
 	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS)
 
-bench: bench-node bench-cluster
+bench: bench-node bench-cluster bench-groups
 
 bench-tools: deps venv build
 	cargo build --release --manifest-path bench/consume-perf/Cargo.toml
@@ -64,6 +64,10 @@ bench-node: bench-tools
 ## Three nodes, RF=3: throughput, failover, idle CPU (issue 3).
 bench-cluster: bench-tools
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/cluster.py
+
+## Consumer groups: rebalance time, commit throughput (issue 4).
+bench-groups: deps venv build
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/groups.py
 
 fmt:
 	cargo fmt

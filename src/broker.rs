@@ -15,11 +15,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::group::coordinator::GroupCoordinator;
+use crate::group::membership::Limits;
 use crate::http;
 use crate::kafka;
 use crate::metadata::command::{BrokerInfo, MetadataCommand};
 use crate::metadata::handle::{MetadataHandle, NewTopic};
 use crate::metadata::store::MetadataStore;
+use crate::partition::failover::Failover;
 use crate::partition::manager::PartitionManager;
 use crate::partition::{leadership, retention};
 use crate::raft::liveness::{self, Liveness};
@@ -98,7 +101,7 @@ impl Broker {
         let raft = MetaRaft::new(
             node_id,
             rcfg.clone(),
-            NetworkFactory::new(transport.clone(), METADATA_GROUP),
+            NetworkFactory::new(transport.clone(), registry.ballots().clone(), METADATA_GROUP),
             LogStore::new(storage.clone(), METADATA_GROUP),
             store,
         )
@@ -142,6 +145,7 @@ impl Broker {
             join(&metadata, info).await?;
         }
 
+        let ballots = registry.ballots().clone();
         let partitions =
             Arc::new(PartitionManager::new(node_id, storage.clone(), transport.clone(), registry, part_cfg));
         partitions.reconcile(&metadata.state()).await;
@@ -156,17 +160,29 @@ impl Broker {
             metadata.clone(),
             partitions.clone(),
             transport.clone(),
+            Failover::new(node_id, liveness.clone(), ballots),
             liveness,
             shutdown.clone(),
         ));
         create_startup_topics(&config, &metadata).await;
 
+        let groups = Arc::new(GroupCoordinator::new(
+            node_id,
+            Limits {
+                min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+                max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+                initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            },
+            write_timeout,
+        ));
+        tasks.spawn(groups.clone().run(shutdown.clone()));
         let ctx = Arc::new(kafka::ctx::Ctx {
             config: config.clone(),
             node_id,
             metadata: metadata.clone(),
             partitions: partitions.clone(),
             producer_ids: Default::default(),
+            groups,
         });
         tasks.spawn(kafka::listener::run(kafka_listener, ctx, shutdown.clone(), tasks.clone()));
         let app = http::router(http::HttpState {

@@ -126,6 +126,18 @@ pub struct Config {
     pub raft_max_frame_bytes: usize,
     /// How long a graceful shutdown may take before tasks are aborted, in ms.
     pub shutdown_timeout_ms: u64,
+    /// Kafka `offsets.topic.num.partitions`: partitions of `__consumer_offsets`. Default 50.
+    pub offsets_topic_num_partitions: i32,
+    /// Kafka `offsets.topic.replication.factor`, capped to the live brokers. Default 3.
+    pub offsets_topic_replication_factor: i16,
+    /// Kafka `group.min.session.timeout.ms`. Default 1000 (Kafka: 6000), so
+    /// tests and impatient users can expire members quickly.
+    pub group_min_session_timeout_ms: u64,
+    /// Kafka `group.max.session.timeout.ms`. Default 1800000.
+    pub group_max_session_timeout_ms: u64,
+    /// Kafka `group.initial.rebalance.delay.ms`. Default 0 (Kafka: 3000): the
+    /// first member of an empty group starts consuming at once.
+    pub group_initial_rebalance_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -157,6 +169,11 @@ impl Default for Config {
             node_timeout_ms: 500,
             raft_max_frame_bytes: 256 * 1024 * 1024,
             shutdown_timeout_ms: 10_000,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            group_min_session_timeout_ms: 1_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 0,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - `protocol`  — Kafka framing, headers, response frames.
 //! - `kafka`     — listener, connections, routing, one handler per API family.
 //! - `http`      — the admin HTTP API.
+//! - `group`     — consumer groups: coordinator, membership, committed offsets.
 //! - `metadata`  — the controller state machine (Raft group 0) and its handle.
 //! - `partition` — one Raft group per partition: batches, offsets, log, retention.
 //! - `raft`      — openraft glue: type configs, log storage, multi-raft transport.
@@ -16,6 +17,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod http;
 pub mod kafka;
 pub mod metadata;

@@ -17,6 +17,9 @@ use crate::protocol::ProtocolError;
 
 pub async fn serve(ctx: Arc<Ctx>, stream: TcpStream) -> Result<(), ProtocolError> {
     let _ = stream.set_nodelay(true);
+    // Kafka shows a group member's host as "/ip".
+    let client_host: Arc<str> =
+        stream.peer_addr().map_or_else(|_| "/".into(), |a| format!("/{}", a.ip()).into());
     let (read, write) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     let mut writer = BufWriter::with_capacity(64 * 1024, write);
@@ -31,8 +34,8 @@ pub async fn serve(ctx: Arc<Ctx>, stream: TcpStream) -> Result<(), ProtocolError
                 match frame {
                     Ok(Some(bytes)) => match decode_request(bytes) {
                         Ok(req) => {
-                            let ctx = ctx.clone();
-                            inflight.push_back(async move { dispatch(&ctx, req).await });
+                            let (ctx, host) = (ctx.clone(), client_host.clone());
+                            inflight.push_back(async move { dispatch(&ctx, req, &host).await });
                         }
                         Err(e) => { failure = Some(e); reading = false; }
                     },

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::handle::MetadataHandle;
 use crate::partition::handle::PartitionHandle;
 use crate::partition::manager::PartitionManager;
@@ -16,6 +17,7 @@ pub struct Ctx {
     pub metadata: MetadataHandle,
     pub partitions: Arc<PartitionManager>,
     pub producer_ids: crate::kafka::producer_id::ProducerIdPool,
+    pub groups: Arc<GroupCoordinator>,
 }
 
 /// Where a partition stands from this broker's point of view.

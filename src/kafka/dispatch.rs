@@ -6,7 +6,9 @@ use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 
 use crate::kafka::ctx::Ctx;
-use crate::kafka::{api_versions, configs, fetch, list_offsets, metadata, produce, producer_id, topics};
+use crate::kafka::{
+    api_versions, configs, fetch, groups, list_offsets, metadata, produce, producer_id, topics,
+};
 use crate::protocol::header::encode_response;
 use crate::protocol::{ProtocolError, Request};
 
@@ -36,6 +38,17 @@ pub const ROUTES: &[Route] = &[
     route(ApiKey::InitProducerId, 0, 5),
     route(ApiKey::DescribeConfigs, 1, 4),
     route(ApiKey::CreatePartitions, 0, 3),
+    route(ApiKey::FindCoordinator, 0, 4),
+    route(ApiKey::JoinGroup, 0, 9),
+    route(ApiKey::SyncGroup, 0, 5),
+    route(ApiKey::Heartbeat, 0, 4),
+    route(ApiKey::LeaveGroup, 0, 5),
+    route(ApiKey::OffsetCommit, 2, 8),
+    route(ApiKey::OffsetFetch, 1, 8),
+    route(ApiKey::DescribeGroups, 0, 5),
+    route(ApiKey::ListGroups, 0, 4),
+    route(ApiKey::DeleteGroups, 0, 2),
+    route(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Produce versions we advertise but refuse (Kafka 4.0 does the same).
@@ -45,8 +58,13 @@ fn supported(key: ApiKey, version: i16) -> bool {
     ROUTES.iter().any(|r| r.key == key && (r.min..=r.max).contains(&version))
 }
 
-/// Handles one request; `Ok(None)` means no response is due (acks=0).
-pub async fn dispatch(ctx: &Ctx, mut req: Request) -> Result<Option<BytesMut>, ProtocolError> {
+/// Handles one request from `client_host`; `Ok(None)` means no response is
+/// due (acks=0).
+pub async fn dispatch(
+    ctx: &Ctx,
+    mut req: Request,
+    client_host: &str,
+) -> Result<Option<BytesMut>, ProtocolError> {
     let version = req.version();
     tracing::debug!(api_key = ?req.api_key, version, correlation_id = req.header.correlation_id, "request");
     if req.api_key == ApiKey::ApiVersions {
@@ -94,6 +112,51 @@ pub async fn dispatch(ctx: &Ctx, mut req: Request) -> Result<Option<BytesMut>, P
         ApiKey::InitProducerId => {
             let body = req.decode()?;
             encode_response(&req, &producer_id::handle(ctx, body).await)?
+        }
+        ApiKey::FindCoordinator => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::find_coordinator(ctx, version, body).await)?
+        }
+        ApiKey::JoinGroup => {
+            let body = req.decode()?;
+            let client_id = req.header.client_id.as_ref().map(|c| c.as_str().to_string()).unwrap_or_default();
+            encode_response(&req, &groups::join(ctx, version, &client_id, client_host, body).await)?
+        }
+        ApiKey::SyncGroup => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::sync(ctx, body).await)?
+        }
+        ApiKey::Heartbeat => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::heartbeat(ctx, body).await)?
+        }
+        ApiKey::LeaveGroup => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::leave(ctx, version, body).await)?
+        }
+        ApiKey::OffsetCommit => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::commit(ctx, body).await)?
+        }
+        ApiKey::OffsetFetch => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::fetch_offsets(ctx, version, body).await)?
+        }
+        ApiKey::DescribeGroups => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::describe(ctx, body).await)?
+        }
+        ApiKey::ListGroups => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::list(ctx, body).await)?
+        }
+        ApiKey::DeleteGroups => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::delete(ctx, body).await)?
+        }
+        ApiKey::OffsetDelete => {
+            let body = req.decode()?;
+            encode_response(&req, &groups::delete_offsets(ctx, body).await)?
         }
         other => return Err(ProtocolError::UnsupportedVersion { key: other as i16, version }),
     };

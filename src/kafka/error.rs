@@ -4,6 +4,7 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::group::membership::GroupError;
 use crate::metadata::command::Rejection;
 use crate::metadata::handle::MetadataError;
 use crate::partition::batch::BatchError;
@@ -62,5 +63,23 @@ pub fn metadata_code(e: &MetadataError) -> ResponseError {
         // Retriable for clients: the metadata group has no reachable leader.
         MetadataError::Timeout(_) => ResponseError::RequestTimedOut,
         MetadataError::Failed(_) | MetadataError::ShuttingDown => ResponseError::NotController,
+    }
+}
+
+pub fn group_code(e: &GroupError) -> ResponseError {
+    match e {
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::UnknownMember => ResponseError::UnknownMemberId,
+        GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+        GroupError::IllegalGeneration(_) => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::InconsistentProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::SubscribedToTopic => ResponseError::GroupSubscribedToTopic,
     }
 }

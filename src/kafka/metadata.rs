@@ -46,12 +46,12 @@ pub async fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataRe
         .brokers
         .values()
         .filter_map(|b| {
-            let (host, port) = b.kafka_addr.rsplit_once(':')?;
+            let (host, port) = b.kafka_host_port()?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(b.id as i32))
                     .with_host(str_bytes(host))
-                    .with_port(port.parse().ok()?),
+                    .with_port(port),
             )
         })
         .collect();

@@ -9,6 +9,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod error;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod listener;
 pub mod metadata;

@@ -18,6 +18,14 @@ pub struct BrokerInfo {
     pub raft_addr: String,
 }
 
+impl BrokerInfo {
+    /// The advertised Kafka host and port, as Kafka responses carry them.
+    pub fn kafka_host_port(&self) -> Option<(&str, i32)> {
+        let (host, port) = self.kafka_addr.rsplit_once(':')?;
+        Some((host, port.parse().ok()?))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataCommand {
     /// Sets the cluster id if none is set yet.

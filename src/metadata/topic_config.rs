@@ -110,10 +110,14 @@ impl Effective {
         let get = |key: &str, default: i64| {
             overrides.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
         };
+        // A compact-only topic keeps its data however old or large, as in
+        // Kafka: deleting by time would drop the latest value of a key.
+        let deletes =
+            overrides.get("cleanup.policy").is_none_or(|p| p.split(',').any(|w| w.trim() == "delete"));
         Self {
             max_message_bytes: get("max.message.bytes", i64::from(broker.message_max_bytes)),
-            retention_ms: get("retention.ms", broker.log_retention_ms),
-            retention_bytes: get("retention.bytes", broker.log_retention_bytes),
+            retention_ms: if deletes { get("retention.ms", broker.log_retention_ms) } else { -1 },
+            retention_bytes: if deletes { get("retention.bytes", broker.log_retention_bytes) } else { -1 },
         }
     }
 }
@@ -121,6 +125,18 @@ impl Effective {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_only_topics_are_not_deleted_by_retention() {
+        let broker = Config::default();
+        let with = |policy: &str| {
+            let o = BTreeMap::from([("cleanup.policy".to_string(), policy.to_string())]);
+            Effective::resolve(&o, &broker)
+        };
+        assert_eq!((with("compact").retention_ms, with("compact").retention_bytes), (-1, -1));
+        assert_eq!(with("compact,delete").retention_ms, broker.log_retention_ms);
+        assert_eq!(Effective::resolve(&BTreeMap::new(), &broker).retention_ms, broker.log_retention_ms);
+    }
 
     #[test]
     fn validation_accepts_known_and_rejects_bad_values() {

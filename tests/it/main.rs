@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod common;
+mod groups;
 mod http_api;
 mod produce_fetch;
 mod storage_recovery;

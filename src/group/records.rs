@@ -1,0 +1,285 @@
+//! The records of `__consumer_offsets`: keys and values are bincode (this
+//! topic is raftka's own; Kafka's binary schemas would buy nothing, as no
+//! tool reads it), wrapped in ordinary Kafka record batches so the topic is
+//! replicated, retained and fetched like any other. A record with no value
+//! is a tombstone: the offset or group it names is gone.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::group::membership::{Committed, Group, GroupSnapshot, MemberSnapshot};
+use crate::storage::{self, StorageError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Key {
+    Offset { group: String, topic: String, partition: i32 },
+    Group { group: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberValue {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Vec<u8>)>,
+    pub assignment: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupValue {
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: Vec<MemberValue>,
+}
+
+/// One write to the topic: a key and its new value, or a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Offset { group: String, topic: String, partition: i32, value: Option<OffsetValue> },
+    Group { group: String, value: Option<GroupValue> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("record batch: {0}")]
+    Batch(String),
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl From<&Committed> for OffsetValue {
+    fn from(c: &Committed) -> Self {
+        Self {
+            offset: c.offset,
+            leader_epoch: c.leader_epoch,
+            metadata: c.metadata.clone(),
+            commit_timestamp: c.commit_timestamp,
+        }
+    }
+}
+
+impl From<GroupSnapshot> for GroupValue {
+    fn from(s: GroupSnapshot) -> Self {
+        Self {
+            generation: s.generation,
+            protocol_type: s.protocol_type,
+            protocol: s.protocol,
+            leader: s.leader,
+            members: s
+                .members
+                .into_iter()
+                .map(|m| MemberValue {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout.as_millis() as u64,
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
+                    protocol_type: m.protocol_type,
+                    protocols: m.protocols.into_iter().map(|(n, b)| (n, b.to_vec())).collect(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<GroupValue> for GroupSnapshot {
+    fn from(v: GroupValue) -> Self {
+        Self {
+            generation: v.generation,
+            protocol_type: v.protocol_type,
+            protocol: v.protocol,
+            leader: v.leader,
+            members: v
+                .members
+                .into_iter()
+                .map(|m| MemberSnapshot {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: Duration::from_millis(m.session_timeout_ms),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                    protocol_type: m.protocol_type,
+                    protocols: m.protocols.into_iter().map(|(n, b)| (n, Bytes::from(b))).collect(),
+                    assignment: Bytes::from(m.assignment),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One uncompressed record batch holding `entries`, in order.
+pub fn encode(entries: &[Entry]) -> Result<Bytes, RecordsError> {
+    let timestamp = now_ms();
+    let records = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (key, value) = match e {
+                Entry::Offset { group, topic, partition, value } => (
+                    Key::Offset { group: group.clone(), topic: topic.clone(), partition: *partition },
+                    value.as_ref().map(|v| storage::encode("offset value", v)).transpose()?,
+                ),
+                Entry::Group { group, value } => (
+                    Key::Group { group: group.clone() },
+                    value.as_ref().map(|v| storage::encode("group value", v)).transpose()?,
+                ),
+            };
+            Ok(Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp,
+                key: Some(Bytes::from(storage::encode("group key", &key)?)),
+                value: value.map(Bytes::from),
+                headers: Default::default(),
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let mut buf = BytesMut::new();
+    let opts = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| RecordsError::Batch(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
+/// Replays stored batches into `groups`, in log order. Returns the offset
+/// after the last record read. Records that do not decode are skipped with a
+/// warning rather than failing the whole load.
+pub fn replay(bytes: Bytes, groups: &mut HashMap<String, Group>, now: Instant) -> Result<i64, RecordsError> {
+    let mut buf = bytes;
+    let mut next = -1;
+    for set in RecordBatchDecoder::decode_all(&mut buf).map_err(|e| RecordsError::Batch(e.to_string()))? {
+        for r in set.records {
+            next = next.max(r.offset + 1);
+            let Some(key) = r.key.as_ref().and_then(|k| storage::decode::<Key>("group key", k).ok()) else {
+                tracing::warn!(offset = r.offset, "skipping an unreadable __consumer_offsets record");
+                continue;
+            };
+            apply(groups, key, r.value.as_deref(), now);
+        }
+    }
+    Ok(next)
+}
+
+fn apply(groups: &mut HashMap<String, Group>, key: Key, value: Option<&[u8]>, now: Instant) {
+    match key {
+        Key::Offset { group, topic, partition } => {
+            let value = value.and_then(|v| storage::decode::<OffsetValue>("offset value", v).ok());
+            let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
+            match value {
+                Some(v) => {
+                    g.offsets.insert(
+                        (topic, partition),
+                        Committed {
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp: v.commit_timestamp,
+                        },
+                    );
+                }
+                None => {
+                    g.offsets.remove(&(topic, partition));
+                }
+            }
+            if g.is_vacant() {
+                groups.remove(&group);
+            }
+        }
+        Key::Group { group } => {
+            match value.and_then(|v| storage::decode::<GroupValue>("group value", v).ok()) {
+                Some(v) => {
+                    let offsets = groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
+                    let mut g = Group::restore(&group, v.into(), now);
+                    g.offsets = offsets;
+                    groups.insert(group, g);
+                }
+                None => {
+                    groups.remove(&group);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_groups_replay_with_tombstones() {
+        let off = |p: i32, o: Option<i64>| Entry::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: p,
+            value: o.map(|offset| OffsetValue {
+                offset,
+                leader_epoch: 3,
+                metadata: None,
+                commit_timestamp: 1,
+            }),
+        };
+        let gv = GroupValue {
+            generation: 4,
+            protocol_type: Some("consumer".into()),
+            protocol: None,
+            leader: None,
+            members: vec![],
+        };
+        let first = encode(&[
+            off(0, Some(10)),
+            off(1, Some(20)),
+            Entry::Group { group: "g".into(), value: Some(gv) },
+        ])
+        .unwrap();
+        let second = encode(&[off(1, None), off(0, Some(11))]).unwrap();
+        let mut groups = HashMap::new();
+        let now = Instant::now();
+        assert_eq!(replay(first, &mut groups, now).unwrap(), 3);
+        replay(second, &mut groups, now).unwrap();
+        let g = &groups["g"];
+        assert_eq!(g.generation, 4);
+        assert_eq!(g.offsets.len(), 1);
+        assert_eq!(g.offsets[&("t".to_string(), 0)].offset, 11);
+
+        replay(
+            encode(&[off(0, None), Entry::Group { group: "g".into(), value: None }]).unwrap(),
+            &mut groups,
+            now,
+        )
+        .unwrap();
+        assert!(groups.is_empty(), "tombstones remove the group");
+    }
+}
