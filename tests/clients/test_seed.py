@@ -11,11 +11,12 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
 from conftest import wait_for
-from helpers import SEED_DIR, end_offset, read_back, run_seed, seed_source
+from helpers import KAFKA_PYTHON_3, end_offset, read_back, run_seed, seed_source
 
 
 def test_seed_gzip_acks0_producer_is_read_back(broker, tmp_path):
@@ -102,12 +103,17 @@ def test_seed_group_consumer_reads_the_seed_producers_record(broker, tmp_path):
     assert out.splitlines()[:5] == ["test", "0", "0", "None", "{'Hello': 'World!'}"], out
 
 
+# kafka-python 3.x starts an IO thread inside KafkaConsumer(); the snippet
+# builds its consumer before forking, and a forked child has no such thread,
+# so on 3.x the snippet hangs against any broker. It was written for 2.x,
+# where it runs (the kafka-python-2 suite).
+@pytest.mark.skipif(KAFKA_PYTHON_3, reason="kafka-python 3.x consumers do not survive fork()")
 def test_seed_multiprocessing_consumer_hands_records_to_workers(broker, tmp_path):
     run_seed("multiprocessing/producer.py", broker.bootstrap, tmp_path)
     snippet = Snippet("multiprocessing/main.py", broker.bootstrap, tmp_path, extra=["consumer.py"])
     try:
         wait_for(lambda: all(w in snippet.output() for w in ["Hello", "World", "Good", "Morning"]), 90,
-                 "the workers printing all four messages")
+                 lambda: f"the workers printing all four messages; the snippet printed:\n{snippet.output()}")
     finally:
         snippet.stop()
     pids = {line.split()[1] for line in snippet.output().splitlines() if line.startswith("PID:")}
