@@ -102,6 +102,11 @@ class Pinger:
                            # metadata until its reconnect back-off lets it try another
                            # (seen: 4-8 s). Connections to every broker avoid that.
                            "enable.sparse.connections": os.environ.get("PINGER_SPARSE", "false") == "true",
+                           # The bench restarts each killed node seconds before the next
+                           # kill; librdkafka's reconnect back-off (up to 10 s by default)
+                           # can still be running then, leaving it no connection to the
+                           # node that becomes the next leader.
+                           "reconnect.backoff.max.ms": 500,
                            **({"debug": os.environ["PINGER_DEBUG"]} if os.environ.get("PINGER_DEBUG") else {})})
         self.topic = topic
         self.acks = []  # (sent, acked)
@@ -140,6 +145,10 @@ def failover():
                 acked.append(wait_for(lambda: pinger.first_ack_sent_after(killed), 60, "ack") - killed)
                 print(f"  kill {k}: node {victim}; new leader seen after {elected[-1]:.3f} s, "
                       f"next ack after {acked[-1]:.3f} s", flush=True)
+                if elected[-1] > 1.0:  # show the survivors' view of a slow election
+                    for n in survivors:
+                        lines = [x for x in c.log(n).splitlines()[-400:] if "campaign" in x or "elect" in x]
+                        print(f"    node {n}:\n      " + "\n      ".join(lines[-8:]), flush=True)
                 c.run("start", victim)
                 wait_for(lambda: all(c.http(n, "/v1/ready")[0] == 200 for n in (1, 2, 3)), 60, "ready")
             pinger.stop.set()
