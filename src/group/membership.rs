@@ -819,6 +819,27 @@ mod tests {
     }
 
     #[test]
+    fn members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropped() {
+        let (l, t0) = (limits(), Instant::now());
+        let mut g = Group::new("g");
+        now_joined(g.join(args(""), &l, t0, || "a".into())).unwrap();
+        g.sync("a", None, 1, vec![], t0);
+        // b joins; a keeps heartbeating but never rejoins (a stuck poll loop).
+        let rb = g.join(args(""), &l, t0, || "b".into());
+        for s in 1..30 {
+            assert_eq!(
+                g.heartbeat("a", None, 1, t0 + Duration::from_secs(s)),
+                Err(GroupError::RebalanceInProgress)
+            );
+            g.tick(&l, t0 + Duration::from_secs(s));
+        }
+        g.tick(&l, t0 + Duration::from_secs(31));
+        let b = now_joined(rb).unwrap();
+        assert_eq!((b.generation, b.leader.as_str()), (2, "b"));
+        assert!(!g.members.contains_key("a"));
+    }
+
+    #[test]
     fn commits_check_membership() {
         let (l, t0) = (limits(), Instant::now());
         let mut g = Group::new("g");

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -69,14 +70,15 @@ def test_kafka_python_group_rebalances_on_join_and_leave(broker):
     c.close()
 
 
-def test_confluent_group_rebalances_and_commits(broker):
+@pytest.mark.parametrize("assignor", ["range", "roundrobin", "cooperative-sticky"])
+def test_confluent_group_rebalances_and_commits(broker, assignor):
     create(broker.bootstrap)
     produce(broker.bootstrap, 400)
 
     def consumer(name):
         c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "ck", "client.id": name,
                       "session.timeout.ms": 6000, "heartbeat.interval.ms": 200, "auto.offset.reset": "earliest",
-                      "enable.auto.commit": False})
+                      "enable.auto.commit": False, "partition.assignment.strategy": assignor})
         c.subscribe([TOPIC])
         return c
 
@@ -130,6 +132,32 @@ def test_aiokafka_group_members_split_partitions(broker):
             await b.stop()
 
     asyncio.run(run())
+
+
+def test_static_member_restarts_into_its_partitions_without_a_rebalance_wait(broker):
+    create(broker.bootstrap)
+
+    def member(instance):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "static", "group.instance.id": instance,
+                      "session.timeout.ms": 60000, "heartbeat.interval.ms": 200, "auto.offset.reset": "earliest"})
+        c.subscribe([TOPIC])
+        return c
+
+    def owned(c):
+        c.poll(0.05)
+        return {tp.partition for tp in c.assignment()}
+
+    a, b = member("a"), member("b")
+    wait_for(lambda: covers([owned(a), owned(b)]), 60, "two static members splitting four partitions")
+    before = owned(b)
+    b.close()  # a static member does not leave the group on close
+    restarted = time.monotonic()
+    b = member("b")
+    # Well within the 60 s session: the returning instance takes its place back.
+    wait_for(lambda: owned(b) == before and covers([owned(a), owned(b)]), 30, "the static member back in place")
+    assert time.monotonic() - restarted < 30
+    a.close()
+    b.close()
 
 
 KILLED_CONSUMER = textwrap.dedent("""
@@ -251,6 +279,22 @@ def test_coordinator_killed_during_consumption(cluster_factory):
     got = fresh.committed([TopicPartition("stream", p) for p in range(4)], timeout=10)
     assert [tp.offset for tp in got] == [500] * 4
     fresh.close()
+
+    # A full restart of the cluster keeps them too.
+    c.run("down")
+    c.run("up", 3)
+
+    def committed_after_restart():
+        probe = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "survivor"})
+        try:
+            got = probe.committed([TopicPartition("stream", p) for p in range(4)], timeout=5)
+            return [tp.offset for tp in got] == [500] * 4
+        except KafkaException:
+            return False
+        finally:
+            probe.close()
+
+    wait_for(committed_after_restart, 60, "the committed offsets after a full cluster restart")
 
 
 def test_kafka_python_assign_and_commit_without_membership(broker):
