@@ -6,7 +6,10 @@
 //! outlive this broker — committed offsets, a group's settled membership,
 //! deletions — are appended to the partition through its Raft group before
 //! they are acknowledged. A shard whose leadership ended is dropped, which
-//! fails its waiting joins and syncs with NOT_COORDINATOR.
+//! fails its waiting joins and syncs with NOT_COORDINATOR. While a partition
+//! is being replayed, the request that started the replay waits for it and
+//! every other request for that partition's groups gets
+//! COORDINATOR_LOAD_IN_PROGRESS, as from Kafka, so clients back off and retry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,16 +56,58 @@ pub struct Description {
 /// An offset to commit for one partition.
 pub type OffsetCommit = (String, i32, Committed);
 
+/// A partition's groups: being replayed (in that term), or ready.
+enum Slot {
+    Loading(u64),
+    Ready(Arc<Shard>),
+}
+
 pub struct GroupCoordinator {
     node_id: NodeId,
     limits: Limits,
     write_timeout: Duration,
-    shards: Mutex<HashMap<i32, Arc<Shard>>>,
+    // A std mutex: lookups and inserts only, never held across an await (a
+    // dropped loader must be able to clear its marker from `Drop`).
+    shards: std::sync::Mutex<HashMap<i32, Slot>>,
+}
+
+/// Clears a partition's `Loading` marker unless the load finished, so a
+/// request dropped mid-load (its client went away) does not leave the
+/// partition loading for ever.
+struct LoadGuard<'a> {
+    shards: &'a std::sync::Mutex<HashMap<i32, Slot>>,
+    partition: i32,
+    done: bool,
+}
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Ok(mut shards) = self.shards.lock() {
+            if matches!(shards.get(&self.partition), Some(Slot::Loading(_))) {
+                shards.remove(&self.partition);
+            }
+        }
+    }
 }
 
 impl GroupCoordinator {
     pub fn new(node_id: NodeId, limits: Limits, write_timeout: Duration) -> Self {
-        Self { node_id, limits, write_timeout, shards: Mutex::new(HashMap::new()) }
+        Self { node_id, limits, write_timeout, shards: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    /// The ready shards, for passes over all of them.
+    fn ready_shards(&self) -> Vec<Arc<Shard>> {
+        let Ok(shards) = self.shards.lock() else { return Vec::new() };
+        shards
+            .values()
+            .filter_map(|s| match s {
+                Slot::Ready(s) => Some(s.clone()),
+                Slot::Loading(_) => None,
+            })
+            .collect()
     }
 
     fn is_current(&self, shard: &Shard) -> bool {
@@ -85,10 +130,17 @@ impl GroupCoordinator {
             Lookup::NotLeader | Lookup::UnknownTopicOrPartition => return Err(GroupError::NotCoordinator),
         };
         let term = handle.leader().1;
-        let mut shards = self.shards.lock().await;
-        if let Some(s) = shards.get(&partition).filter(|s| s.term == term) {
-            return Ok(s.clone());
+        {
+            let mut shards = self.shards.lock().map_err(|_| GroupError::CoordinatorNotAvailable)?;
+            match shards.get(&partition) {
+                Some(Slot::Ready(s)) if s.term == term => return Ok(s.clone()),
+                Some(Slot::Loading(t)) if *t == term => return Err(GroupError::LoadInProgress),
+                _ => {
+                    shards.insert(partition, Slot::Loading(term));
+                }
+            }
         }
+        let mut guard = LoadGuard { shards: &self.shards, partition, done: false };
         let started = Instant::now();
         let groups = load(&handle).await?;
         tracing::info!(
@@ -99,7 +151,9 @@ impl GroupCoordinator {
             "loaded consumer groups"
         );
         let shard = Arc::new(Shard { partition, term, handle, groups: Mutex::new(groups) });
-        shards.insert(partition, shard.clone());
+        let mut shards = self.shards.lock().map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        shards.insert(partition, Slot::Ready(shard.clone()));
+        guard.done = true;
         Ok(shard)
     }
 
@@ -302,7 +356,7 @@ impl GroupCoordinator {
 
     /// Every group this broker coordinates: (id, protocol type, state).
     pub async fn list(&self) -> Vec<(String, String, &'static str)> {
-        let shards: Vec<Arc<Shard>> = self.shards.lock().await.values().cloned().collect();
+        let shards = self.ready_shards();
         let mut out = Vec::new();
         for shard in shards.iter().filter(|s| self.is_current(s)) {
             let groups = shard.groups.lock().await;
@@ -398,21 +452,23 @@ impl GroupCoordinator {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let shards: Vec<Arc<Shard>> = {
-                let mut map = self.shards.lock().await;
-                map.retain(|partition, s| {
-                    let keep = self.is_current(s);
-                    if !keep {
-                        tracing::info!(
-                            partition,
-                            term = s.term,
-                            "no longer coordinating this partition's groups"
-                        );
+            if let Ok(mut map) = self.shards.lock() {
+                map.retain(|partition, slot| match slot {
+                    Slot::Loading(_) => true,
+                    Slot::Ready(s) => {
+                        let keep = self.is_current(s);
+                        if !keep {
+                            tracing::info!(
+                                partition,
+                                term = s.term,
+                                "no longer coordinating this partition's groups"
+                            );
+                        }
+                        keep
                     }
-                    keep
                 });
-                map.values().cloned().collect()
-            };
+            }
+            let shards = self.ready_shards();
             for shard in shards {
                 let emptied: Vec<(String, GroupValue)> = {
                     let mut groups = shard.groups.lock().await;

@@ -24,6 +24,8 @@ pub enum GroupError {
     NotCoordinator,
     #[error("the group coordinator is not available yet")]
     CoordinatorNotAvailable,
+    #[error("the coordinator is still loading the group's partition")]
+    LoadInProgress,
     #[error("the group id is empty")]
     InvalidGroupId,
     #[error("unknown member id")]

@@ -70,6 +70,7 @@ pub fn group_code(e: &GroupError) -> ResponseError {
     match e {
         GroupError::NotCoordinator => ResponseError::NotCoordinator,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
         GroupError::UnknownMember => ResponseError::UnknownMemberId,
         GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
