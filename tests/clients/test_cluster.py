@@ -152,7 +152,7 @@ def test_kill_partition_leader_during_acks_all_produce(cluster_factory):
     load = Load(c.bootstrap(), topic).start()
     wait_for(lambda: load.count(0) > 500, 60, "records acked before the kill")
 
-    victim = leader(c.bootstrap(), topic, 0)
+    victim = wait_for(lambda: leader(c.bootstrap(), topic, 0), 30, "partition 0's leader")
     survivors = [n for n in (1, 2, 3) if n != victim]
     c.run("kill", victim)
     killed_at = time.monotonic()
@@ -216,7 +216,7 @@ def isolate_leader_and_recover(c, cut, restore, name):
     create_topic(c.bootstrap(), topic)
     load = Load(c.bootstrap(), topic).start()
     wait_for(lambda: load.count(0) > 300, 60, "records acked before the fault")
-    victim = leader(c.bootstrap(), topic, 0)
+    victim = wait_for(lambda: leader(c.bootstrap(), topic, 0), 30, "partition 0's leader")
     others = [n for n in (1, 2, 3) if n != victim]
     started = time.monotonic()
     cut(victim)
@@ -278,7 +278,7 @@ def test_graceful_stop_hands_leaderships_over(cluster_factory):
     for i in range(600):
         p.produce(topic, f"v{i}".encode(), partition=i % PARTITIONS)
     assert p.flush(30) == 0
-    victim = leader(c.bootstrap(), topic, 0)
+    victim = wait_for(lambda: leader(c.bootstrap(), topic, 0), 30, "partition 0's leader")
     survivors = [n for n in (1, 2, 3) if n != victim]
     c.run("stop", victim)
     log = c.log(victim)
