@@ -174,6 +174,7 @@ impl Broker {
                 initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             },
             write_timeout,
+            config.offsets_compaction_min_records,
         ));
         tasks.spawn(groups.clone().run(shutdown.clone()));
         let ctx = Arc::new(kafka::ctx::Ctx {

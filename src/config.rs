@@ -130,6 +130,10 @@ pub struct Config {
     pub offsets_topic_num_partitions: i32,
     /// Kafka `offsets.topic.replication.factor`, capped to the live brokers. Default 3.
     pub offsets_topic_replication_factor: i16,
+    /// A `__consumer_offsets` partition is compacted (its live keys written
+    /// again and everything before them dropped) once its log holds this many
+    /// records and at least twice its live keys. Default 10000.
+    pub offsets_compaction_min_records: i64,
     /// Kafka `group.min.session.timeout.ms`. Default 1000 (Kafka: 6000), so
     /// tests and impatient users can expire members quickly.
     pub group_min_session_timeout_ms: u64,
@@ -171,6 +175,7 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
+            offsets_compaction_min_records: 10_000,
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 0,

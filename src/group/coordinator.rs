@@ -10,6 +10,15 @@
 //! is being replayed, the request that started the replay waits for it and
 //! every other request for that partition's groups gets
 //! COORDINATOR_LOAD_IN_PROGRESS, as from Kafka, so clients back off and retry.
+//!
+//! Compaction: the topic is `cleanup.policy=compact`, and the coordinator
+//! keeps it so itself. When a partition's log holds many more records than
+//! live keys, it appends the current value of every key (a checkpoint) and
+//! moves the log start to the checkpoint through Raft, so every replica drops
+//! the superseded records and a new leader replays only the checkpoint and
+//! what followed. Writes hold the shard's gate shared from their append until
+//! their effect is in memory; a checkpoint holds it exclusively, so it never
+//! misses a write that is in the log but not yet in memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +34,7 @@ use crate::group::membership::{
 use crate::group::records::{self, Entry, GroupValue, OffsetValue};
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::kafka::ctx::{Ctx, Lookup};
+use crate::partition::command::PartitionCommand;
 use crate::partition::handle::{PartitionError, PartitionHandle};
 use crate::raft::types::NodeId;
 
@@ -32,6 +42,8 @@ use crate::raft::types::NodeId;
 const TICK: Duration = Duration::from_millis(100);
 /// Bytes read per step while replaying a partition.
 const LOAD_CHUNK: usize = 4 * 1024 * 1024;
+/// Keys per record batch of a checkpoint.
+const CHECKPOINT_CHUNK: usize = 5_000;
 
 /// One `__consumer_offsets` partition this broker leads, in one term.
 pub struct Shard {
@@ -41,6 +53,9 @@ pub struct Shard {
     // A tokio mutex: joins hand their channels over under it; never held
     // across a Raft write.
     groups: Mutex<HashMap<String, Group>>,
+    /// Shared by each write from its append until its effect is in memory;
+    /// exclusive for a checkpoint (see the module doc).
+    gate: tokio::sync::RwLock<()>,
 }
 
 /// A group as DescribeGroups shows it.
@@ -66,6 +81,9 @@ pub struct GroupCoordinator {
     node_id: NodeId,
     limits: Limits,
     write_timeout: Duration,
+    /// A partition is compacted once its log holds at least this many records
+    /// (and twice its live keys).
+    compact_min_records: i64,
     // A std mutex: lookups and inserts only, never held across an await (a
     // dropped loader must be able to clear its marker from `Drop`).
     shards: std::sync::Mutex<HashMap<i32, Slot>>,
@@ -94,8 +112,14 @@ impl Drop for LoadGuard<'_> {
 }
 
 impl GroupCoordinator {
-    pub fn new(node_id: NodeId, limits: Limits, write_timeout: Duration) -> Self {
-        Self { node_id, limits, write_timeout, shards: std::sync::Mutex::new(HashMap::new()) }
+    pub fn new(node_id: NodeId, limits: Limits, write_timeout: Duration, compact_min_records: i64) -> Self {
+        Self {
+            node_id,
+            limits,
+            write_timeout,
+            compact_min_records,
+            shards: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// The ready shards, for passes over all of them.
@@ -150,20 +174,41 @@ impl GroupCoordinator {
             took_ms = started.elapsed().as_millis() as u64,
             "loaded consumer groups"
         );
-        let shard = Arc::new(Shard { partition, term, handle, groups: Mutex::new(groups) });
+        let shard = Arc::new(Shard {
+            partition,
+            term,
+            handle,
+            groups: Mutex::new(groups),
+            gate: tokio::sync::RwLock::new(()),
+        });
         let mut shards = self.shards.lock().map_err(|_| GroupError::CoordinatorNotAvailable)?;
         shards.insert(partition, Slot::Ready(shard.clone()));
         guard.done = true;
         Ok(shard)
     }
 
-    /// Appends `entries` to the shard's partition, committed by a majority.
-    async fn write(&self, shard: &Shard, entries: &[Entry]) -> Result<(), GroupError> {
+    /// Appends `entries`, then applies `apply` to the shard's groups, both
+    /// under the shard's gate (see the module doc).
+    async fn write_then(
+        &self,
+        shard: &Shard,
+        entries: &[Entry],
+        apply: impl FnOnce(&mut HashMap<String, Group>),
+    ) -> Result<(), GroupError> {
+        let _gate = shard.gate.read().await;
+        self.append(shard, entries).await?;
+        apply(&mut *shard.groups.lock().await);
+        Ok(())
+    }
+
+    /// Appends `entries` to the shard's partition, committed by a majority;
+    /// returns the first record's offset.
+    async fn append(&self, shard: &Shard, entries: &[Entry]) -> Result<i64, GroupError> {
         let batch = records::encode(entries).map_err(|e| {
             tracing::error!(error = %e, "cannot encode group records");
             GroupError::CoordinatorNotAvailable
         })?;
-        shard.handle.append(batch, self.write_timeout).await.map(|_| ()).map_err(|e| {
+        shard.handle.append(batch, self.write_timeout).await.map(|a| a.base_offset).map_err(|e| {
             tracing::warn!(partition = shard.partition, error = %e, "group write failed");
             match e {
                 PartitionError::NotLeader { .. } | PartitionError::ShuttingDown => GroupError::NotCoordinator,
@@ -176,7 +221,7 @@ impl GroupCoordinator {
 
     async fn persist_group(&self, shard: &Shard, group: &str, value: GroupValue) {
         let entry = Entry::Group { group: group.to_string(), value: Some(value) };
-        if let Err(e) = self.write(shard, &[entry]).await {
+        if let Err(e) = self.write_then(shard, &[entry], |_| {}).await {
             tracing::warn!(group, error = %e, "group membership not persisted");
         }
     }
@@ -292,13 +337,13 @@ impl GroupCoordinator {
                 value: Some(OffsetValue::from(c)),
             })
             .collect();
-        self.write(&shard, &entries).await?;
-        let mut groups = shard.groups.lock().await;
-        let g = groups.entry(group.to_string()).or_insert_with(|| Group::new(group));
-        for (topic, partition, c) in offsets {
-            g.offsets.insert((topic, partition), c);
-        }
-        Ok(())
+        self.write_then(&shard, &entries, |groups| {
+            let g = groups.entry(group.to_string()).or_insert_with(|| Group::new(group));
+            for (topic, partition, c) in offsets {
+                g.offsets.insert((topic, partition), c);
+            }
+        })
+        .await
     }
 
     /// Committed offsets of `group`: of the given partitions, or all.
@@ -393,9 +438,10 @@ impl GroupCoordinator {
             entries.push(Entry::Group { group: group.to_string(), value: None });
             entries
         };
-        self.write(&shard, &entries).await?;
-        shard.groups.lock().await.remove(group);
-        Ok(())
+        self.write_then(&shard, &entries, |groups| {
+            groups.remove(group);
+        })
+        .await
     }
 
     /// OffsetDelete: drops committed offsets of topics no member consumes.
@@ -429,17 +475,63 @@ impl GroupCoordinator {
             (results, entries)
         };
         if !entries.is_empty() {
-            self.write(&shard, &entries).await?;
-            let mut groups = shard.groups.lock().await;
-            if let Some(g) = groups.get_mut(group) {
-                for e in &entries {
-                    if let Entry::Offset { topic, partition, .. } = e {
-                        g.offsets.remove(&(topic.clone(), *partition));
+            self.write_then(&shard, &entries, |groups| {
+                if let Some(g) = groups.get_mut(group) {
+                    for e in &entries {
+                        if let Entry::Offset { topic, partition, .. } = e {
+                            g.offsets.remove(&(topic.clone(), *partition));
+                        }
                     }
                 }
-            }
+            })
+            .await?;
         }
         Ok(results)
+    }
+
+    /// Checkpoints and trims the shard's partition when its log holds many
+    /// more records than live keys (see the module doc).
+    async fn compact(&self, shard: &Shard) -> Result<(), GroupError> {
+        let in_log = |s: &Shard| {
+            let o = s.handle.log.offsets();
+            o.high_watermark - o.log_start_offset
+        };
+        if in_log(shard) < self.compact_min_records {
+            return Ok(());
+        }
+        let _gate = shard.gate.write().await;
+        let entries = live_entries(&*shard.groups.lock().await);
+        if in_log(shard) < 2 * entries.len() as i64 {
+            return Ok(());
+        }
+        let mut cut = shard.handle.log.offsets().high_watermark;
+        for (i, chunk) in entries.chunks(CHECKPOINT_CHUNK).enumerate() {
+            let base = self.append(shard, chunk).await?;
+            if i == 0 {
+                cut = base;
+            }
+        }
+        let mut removed_bytes = 0u64;
+        shard
+            .handle
+            .log
+            .visit_headers(|h, bytes| {
+                if h.base_offset >= cut {
+                    return false;
+                }
+                removed_bytes += bytes.len() as u64;
+                true
+            })
+            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        let trim = PartitionCommand::Trim { log_start_offset: cut, removed_bytes };
+        shard.handle.propose(trim, self.write_timeout).await.map_err(|_| GroupError::NotCoordinator)?;
+        tracing::info!(
+            partition = shard.partition,
+            keys = entries.len(),
+            log_start_offset = cut,
+            "compacted __consumer_offsets partition"
+        );
+        Ok(())
     }
 
     /// Runs until `shutdown`: expires sessions, ends rebalances that waited
@@ -485,9 +577,29 @@ impl GroupCoordinator {
                 for (group, value) in emptied {
                     self.persist_group(&shard, &group, value).await;
                 }
+                if let Err(e) = self.compact(&shard).await {
+                    tracing::warn!(partition = shard.partition, error = %e, "compaction failed");
+                }
             }
         }
     }
+}
+
+/// The current value of every live key of `groups`, as a checkpoint writes them.
+fn live_entries(groups: &HashMap<String, Group>) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for g in groups.values().filter(|g| !g.is_vacant()) {
+        if g.generation > 0 || !g.members.is_empty() {
+            entries.push(Entry::Group { group: g.id.clone(), value: Some(GroupValue::from(g.snapshot())) });
+        }
+        entries.extend(g.offsets.iter().map(|((t, p), c)| Entry::Offset {
+            group: g.id.clone(),
+            topic: t.clone(),
+            partition: *p,
+            value: Some(OffsetValue::from(c)),
+        }));
+    }
+    entries
 }
 
 /// Replays a partition's log into its groups, once the leader has applied

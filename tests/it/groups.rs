@@ -18,12 +18,22 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use crate::common::ops::create_topic;
-use crate::common::{sb, Client, TestBroker};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::common::ops::{create_topic, list_offset};
+use crate::common::{sb, wait_until, Client, TestBroker};
 
 fn small(c: &mut raftka::config::Config) {
     // A handful of offsets partitions keeps start-up quick.
     c.offsets_topic_num_partitions = 3;
+}
+
+async fn coordinator_ready(addr: SocketAddr, group: &str) {
+    wait_until(Duration::from_secs(10), "a group coordinator", || async move {
+        find(&mut Client::connect(addr).await, group).await.error_code == 0
+    })
+    .await;
 }
 
 async fn find(c: &mut Client, group: &str) -> FindCoordinatorResponse {
@@ -146,17 +156,8 @@ async fn a_member_joins_syncs_commits_and_offsets_survive_a_restart() {
     assert_eq!(commit(&mut c, "manual", "", -1, "t", 7).await, 0);
     drop(c);
     b.restart().await;
+    coordinator_ready(b.kafka_addr(), "g").await;
     let mut c = Client::connect(b.kafka_addr()).await;
-    let mut waited = 0;
-    loop {
-        let found = find(&mut c, "g").await;
-        if found.error_code == 0 {
-            break;
-        }
-        waited += 1;
-        assert!(waited < 200, "no coordinator after restart: {found:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     assert_eq!(committed(&mut c, "g", "t").await, 42);
     assert_eq!(committed(&mut c, "manual", "t").await, 7);
     // The restored member is still known (its session restarts on load).
@@ -183,5 +184,36 @@ async fn bad_group_requests_get_kafka_errors() {
     let resp: FindCoordinatorResponse = c.send(ApiKey::FindCoordinator, 4, &req).await;
     let codes: Vec<i16> = resp.coordinators.iter().map(|c| c.error_code).collect();
     assert_eq!(codes, vec![0, ResponseError::InvalidGroupId.code(), 0]);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn the_offsets_partition_is_compacted_and_replays_from_its_checkpoint() {
+    let mut b = TestBroker::start_with(|c| {
+        c.offsets_topic_num_partitions = 1;
+        c.offsets_compaction_min_records = 20;
+    })
+    .await;
+    let mut c = Client::connect(b.kafka_addr()).await;
+    assert_eq!(create_topic(&mut c, "t", 1, &[]).await, 0);
+    assert_eq!(find(&mut c, "compacted").await.error_code, 0);
+    for offset in 1..=60 {
+        assert_eq!(commit(&mut c, "compacted", "", -1, "t", offset).await, 0);
+    }
+    // A checkpoint holds the one live key; the records before it are dropped.
+    let addr = b.kafka_addr();
+    wait_until(Duration::from_secs(10), "the log start to move past the old commits", || async move {
+        let mut c = Client::connect(addr).await;
+        list_offset(&mut c, "__consumer_offsets", 0, -2).await.1 > 0
+    })
+    .await;
+    assert_eq!(committed(&mut c, "compacted", "t").await, 60);
+    // Commits after the checkpoint land on top of it, and a restart replays both.
+    assert_eq!(commit(&mut c, "compacted", "", -1, "t", 61).await, 0);
+    drop(c);
+    b.restart().await;
+    coordinator_ready(b.kafka_addr(), "compacted").await;
+    let mut c = Client::connect(b.kafka_addr()).await;
+    assert_eq!(committed(&mut c, "compacted", "t").await, 61);
     b.stop().await;
 }
