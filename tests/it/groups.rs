@@ -1,25 +1,30 @@
 //! Consumer-group APIs over the wire against one in-process broker: the
 //! coordinator, a join/sync/heartbeat round, committed offsets across a
-//! restart, and the error codes clients rely on.
+//! restart and a compaction, batched leaves, offset deletion, and the error
+//! codes clients rely on.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
-    TopicName,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::ResponseError;
-
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use crate::common::ops::{create_topic, list_offset};
 use crate::common::{sb, wait_until, Client, TestBroker};
@@ -50,7 +55,8 @@ async fn join(c: &mut Client, group: &str, member: &str, session_ms: i32) -> Joi
         .with_protocol_type(sb("consumer"))
         .with_protocols(vec![JoinGroupRequestProtocol::default()
             .with_name(sb("range"))
-            .with_metadata(Bytes::from_static(b"\0\0\0\0\0\x01\0\x01t"))]);
+            // ConsumerProtocolSubscription v0: topics ["t"], no user data.
+            .with_metadata(Bytes::from_static(b"\0\0\0\0\0\x01\0\x01t\xff\xff\xff\xff"))]);
     c.send(ApiKey::JoinGroup, 5, &req).await
 }
 
@@ -215,5 +221,57 @@ async fn the_offsets_partition_is_compacted_and_replays_from_its_checkpoint() {
     coordinator_ready(b.kafka_addr(), "compacted").await;
     let mut c = Client::connect(b.kafka_addr()).await;
     assert_eq!(committed(&mut c, "compacted", "t").await, 61);
+    b.stop().await;
+}
+
+async fn offset_delete(c: &mut Client, group: &str, topic: &str) -> (i16, i16) {
+    let req = OffsetDeleteRequest::default().with_group_id(GroupId(sb(group))).with_topics(vec![
+        OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(sb(topic)))
+            .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+    ]);
+    let resp: OffsetDeleteResponse = c.send(ApiKey::OffsetDelete, 0, &req).await;
+    (resp.error_code, resp.topics.first().map_or(-1, |t| t.partitions[0].error_code))
+}
+
+#[tokio::test]
+async fn members_leave_in_a_batch_and_unconsumed_offsets_can_be_deleted() {
+    let b = TestBroker::start_with(small).await;
+    let mut c = Client::connect(b.kafka_addr()).await;
+    assert_eq!(create_topic(&mut c, "t", 1, &[]).await, 0);
+    assert_eq!(find(&mut c, "g").await.error_code, 0);
+    let member = join(&mut c, "g", "", 10_000).await.member_id.as_str().to_string();
+    assert_eq!(join(&mut c, "g", &member, 10_000).await.error_code, 0);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(sb("g")))
+        .with_member_id(sb(&member))
+        .with_generation_id(1);
+    let synced: SyncGroupResponse = c.send(ApiKey::SyncGroup, 3, &sync).await;
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(commit(&mut c, "g", &member, 1, "t", 5).await, 0);
+
+    // The stable group subscribes to "t" (see `join`): its offsets stay.
+    assert_eq!(offset_delete(&mut c, "g", "t").await, (0, ResponseError::GroupSubscribedToTopic.code()));
+
+    let leave = LeaveGroupRequest::default().with_group_id(GroupId(sb("g"))).with_members(vec![
+        MemberIdentity::default().with_member_id(sb(&member)),
+        MemberIdentity::default().with_member_id(sb("ghost")),
+    ]);
+    let left: LeaveGroupResponse = c.send(ApiKey::LeaveGroup, 4, &leave).await;
+    let codes: Vec<i16> = left.members.iter().map(|m| m.error_code).collect();
+    assert_eq!(codes, vec![0, ResponseError::UnknownMemberId.code()]);
+    let described: DescribeGroupsResponse = c
+        .send(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(sb("g"))]),
+        )
+        .await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Empty");
+
+    assert_eq!(offset_delete(&mut c, "g", "t").await, (0, 0));
+    assert_eq!(committed(&mut c, "g", "t").await, -1);
+    assert_eq!(offset_delete(&mut c, "g", "nope").await, (0, ResponseError::UnknownTopicOrPartition.code()));
+    assert_eq!(offset_delete(&mut c, "ghost-group", "t").await.0, ResponseError::GroupIdNotFound.code());
     b.stop().await;
 }
