@@ -30,6 +30,7 @@ use kafka_protocol::messages::{
     ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
     OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::group::membership::{Committed, GroupError, JoinArgs};
@@ -385,6 +386,29 @@ fn committed_or_none(c: &Option<Committed>, version: i16) -> (i64, i32, Option<S
     }
 }
 
+/// Builds OffsetFetch's per-topic answers; v0–7 and v8+ have the same shape
+/// in different types, hence the two constructors.
+fn topic_answers<T, P>(
+    topics: Fetched,
+    version: i16,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+    partition: impl Fn(i32, i64, i32, Option<StrBytes>) -> P,
+) -> Vec<T> {
+    topics
+        .into_iter()
+        .map(|(t, parts)| {
+            let parts = parts
+                .iter()
+                .map(|(p, c)| {
+                    let (offset, epoch, meta) = committed_or_none(c, version);
+                    partition(*p, offset, epoch, meta.as_deref().map(str_bytes))
+                })
+                .collect();
+            topic(TopicName(str_bytes(&t)), parts)
+        })
+        .collect()
+}
+
 pub async fn fetch_offsets(ctx: &Ctx, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if version >= 8 {
         let groups = join_all(req.groups.into_iter().map(|g| async move {
@@ -395,28 +419,18 @@ pub async fn fetch_offsets(ctx: &Ctx, version: i16, req: OffsetFetchRequest) -> 
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
             match fetched {
                 Err(e) => group.with_error_code(e.code()),
-                Ok(topics) => group.with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(t, parts)| {
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(str_bytes(&t)))
-                                .with_partitions(
-                                    parts
-                                        .iter()
-                                        .map(|(p, c)| {
-                                            let (offset, epoch, meta) = committed_or_none(c, version);
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(*p)
-                                                .with_committed_offset(offset)
-                                                .with_committed_leader_epoch(epoch)
-                                                .with_metadata(meta.as_deref().map(str_bytes))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+                Ok(topics) => group.with_topics(topic_answers(
+                    topics,
+                    version,
+                    |name, parts| OffsetFetchResponseTopics::default().with_name(name).with_partitions(parts),
+                    |p, offset, epoch, meta| {
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(meta)
+                    },
+                )),
             }
         }))
         .await;
@@ -425,49 +439,45 @@ pub async fn fetch_offsets(ctx: &Ctx, version: i16, req: OffsetFetchRequest) -> 
     let wanted: Option<Vec<(String, Vec<i32>)>> = req
         .topics
         .map(|ts| ts.into_iter().map(|t| (t.name.as_str().to_string(), t.partition_indexes)).collect());
-    match fetch_one(ctx, req.group_id.as_str(), wanted.clone()).await {
-        Err(e) if version >= 2 => OffsetFetchResponse::default().with_error_code(e.code()),
+    let topics = match fetch_one(ctx, req.group_id.as_str(), wanted.clone()).await {
+        Ok(topics) => topics,
+        Err(e) if version >= 2 => return OffsetFetchResponse::default().with_error_code(e.code()),
         // v1 has no group-level error: every partition carries it.
-        Err(e) => OffsetFetchResponse::default().with_topics(
-            wanted
+        Err(e) => {
+            let parts = |ps: Vec<i32>| {
+                ps.into_iter()
+                    .map(|p| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(-1)
+                            .with_error_code(e.code())
+                    })
+                    .collect()
+            };
+            let topics = wanted
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(t, parts)| {
-                    OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(&t))).with_partitions(
-                        parts
-                            .into_iter()
-                            .map(|p| {
-                                OffsetFetchResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(-1)
-                                    .with_error_code(e.code())
-                            })
-                            .collect(),
-                    )
+                .map(|(t, ps)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(&t)))
+                        .with_partitions(parts(ps))
                 })
-                .collect(),
-        ),
-        Ok(topics) => OffsetFetchResponse::default().with_topics(
-            topics
-                .into_iter()
-                .map(|(t, parts)| {
-                    OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(&t))).with_partitions(
-                        parts
-                            .iter()
-                            .map(|(p, c)| {
-                                let (offset, epoch, meta) = committed_or_none(c, version);
-                                OffsetFetchResponsePartition::default()
-                                    .with_partition_index(*p)
-                                    .with_committed_offset(offset)
-                                    .with_committed_leader_epoch(epoch)
-                                    .with_metadata(meta.as_deref().map(str_bytes))
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
-        ),
-    }
+                .collect();
+            return OffsetFetchResponse::default().with_topics(topics);
+        }
+    };
+    OffsetFetchResponse::default().with_topics(topic_answers(
+        topics,
+        version,
+        |name, parts| OffsetFetchResponseTopic::default().with_name(name).with_partitions(parts),
+        |p, offset, epoch, meta| {
+            OffsetFetchResponsePartition::default()
+                .with_partition_index(p)
+                .with_committed_offset(offset)
+                .with_committed_leader_epoch(epoch)
+                .with_metadata(meta)
+        },
+    ))
 }
 
 pub async fn describe(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
