@@ -29,7 +29,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::group::membership::{
-    Committed, Group, GroupError, JoinArgs, JoinResult, Limits, Member, Reply, SyncResult,
+    Committed, Group, GroupError, JoinArgs, JoinResult, Limits, Member, SyncResult,
 };
 use crate::group::records::{self, Entry, GroupValue, OffsetValue};
 use crate::group::{partition_for, OFFSETS_TOPIC};
@@ -234,10 +234,7 @@ impl GroupCoordinator {
             let g = groups.entry(group.to_string()).or_insert_with(|| Group::new(group));
             g.join(args, &self.limits, Instant::now(), || format!("{client_id}-{}", uuid::Uuid::new_v4()))
         };
-        match reply {
-            Reply::Now(r) => r,
-            Reply::Later(rx) => rx.await.unwrap_or(Err(GroupError::NotCoordinator)),
-        }
+        reply.answer().await
     }
 
     pub async fn sync(
@@ -259,10 +256,7 @@ impl GroupCoordinator {
         if let Some(value) = settled {
             self.persist_group(&shard, group, value).await;
         }
-        match reply {
-            Reply::Now(r) => r,
-            Reply::Later(rx) => rx.await.unwrap_or(Err(GroupError::NotCoordinator)),
-        }
+        reply.answer().await
     }
 
     pub async fn heartbeat(

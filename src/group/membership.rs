@@ -91,6 +91,17 @@ pub enum Reply<T> {
     Later(oneshot::Receiver<T>),
 }
 
+impl<T> Reply<Result<T, GroupError>> {
+    /// The answer, waiting for it if it comes later; a dropped sender means
+    /// the group's shard went away with this broker's leadership.
+    pub async fn answer(self) -> Result<T, GroupError> {
+        match self {
+            Reply::Now(r) => r,
+            Reply::Later(rx) => rx.await.unwrap_or(Err(GroupError::NotCoordinator)),
+        }
+    }
+}
+
 /// A JoinGroup request, as the group sees it.
 #[derive(Debug, Clone)]
 pub struct JoinArgs {
