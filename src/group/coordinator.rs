@@ -377,12 +377,12 @@ impl GroupCoordinator {
         };
         let member = |(m, sub): (&Member, Bytes)| {
             (
-                m.id.clone(),
-                m.instance_id.clone(),
-                m.client_id.clone(),
-                m.client_host.clone(),
+                m.info.id.clone(),
+                m.info.instance_id.clone(),
+                m.info.client_id.clone(),
+                m.info.client_host.clone(),
                 sub,
-                m.assignment.clone(),
+                m.info.assignment.clone(),
             )
         };
         Ok(Description {

@@ -117,17 +117,10 @@ pub struct JoinArgs {
     pub require_known_id: bool,
 }
 
+/// A live member: who it is (what is persisted) and its session.
 #[derive(Debug)]
 pub struct Member {
-    pub id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout: Duration,
-    pub rebalance_timeout: Duration,
-    pub protocol_type: String,
-    pub protocols: Vec<(String, Bytes)>,
-    pub assignment: Bytes,
+    pub info: MemberInfo,
     last_seen: Instant,
     join: Option<oneshot::Sender<JoinResult>>,
     sync: Option<oneshot::Sender<SyncResult>>,
@@ -136,7 +129,8 @@ pub struct Member {
 impl Member {
     /// This member's subscription for `protocol`.
     pub fn metadata(&self, protocol: Option<&str>) -> Bytes {
-        self.protocols
+        self.info
+            .protocols
             .iter()
             .find(|(n, _)| Some(n.as_str()) == protocol)
             .map(|(_, m)| m.clone())
@@ -153,9 +147,10 @@ pub struct Committed {
     pub commit_timestamp: i64,
 }
 
-/// What a member stores of itself when the group is persisted.
+/// Who a member is and what it asked for: the part of a member that is
+/// persisted with the group.
 #[derive(Debug, Clone)]
-pub struct MemberSnapshot {
+pub struct MemberInfo {
     pub id: String,
     pub instance_id: Option<String>,
     pub client_id: String,
@@ -174,7 +169,7 @@ pub struct GroupSnapshot {
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
     pub leader: Option<String>,
-    pub members: Vec<MemberSnapshot>,
+    pub members: Vec<MemberInfo>,
 }
 
 /// Broker-wide limits and delays (Kafka's `group.*` settings).
@@ -226,22 +221,8 @@ impl Group {
         g.protocol_type = snap.protocol_type;
         g.protocol = snap.protocol;
         g.leader = snap.leader;
-        for m in snap.members {
-            let member = Member {
-                id: m.id.clone(),
-                instance_id: m.instance_id,
-                client_id: m.client_id,
-                client_host: m.client_host,
-                session_timeout: m.session_timeout,
-                rebalance_timeout: m.rebalance_timeout,
-                protocol_type: m.protocol_type,
-                protocols: m.protocols,
-                assignment: m.assignment,
-                last_seen: now,
-                join: None,
-                sync: None,
-            };
-            g.members.insert(m.id, member);
+        for info in snap.members {
+            g.members.insert(info.id.clone(), Member { info, last_seen: now, join: None, sync: None });
         }
         g.state = if g.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
         g
@@ -253,21 +234,7 @@ impl Group {
             protocol_type: self.protocol_type.clone(),
             protocol: self.protocol.clone(),
             leader: self.leader.clone(),
-            members: self
-                .members
-                .values()
-                .map(|m| MemberSnapshot {
-                    id: m.id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    session_timeout: m.session_timeout,
-                    rebalance_timeout: m.rebalance_timeout,
-                    protocol_type: m.protocol_type.clone(),
-                    protocols: m.protocols.clone(),
-                    assignment: m.assignment.clone(),
-                })
-                .collect(),
+            members: self.members.values().map(|m| m.info.clone()).collect(),
         }
     }
 
@@ -301,13 +268,13 @@ impl Group {
         let Some(member) = self.members.get_mut(&member_id) else {
             return Reply::Now(Err(GroupError::UnknownMember));
         };
-        let changed = member.protocols != args.protocols;
-        member.protocols = args.protocols;
-        member.protocol_type = args.protocol_type;
-        member.session_timeout = args.session_timeout;
-        member.rebalance_timeout = args.rebalance_timeout;
-        member.client_id = args.client_id;
-        member.client_host = args.client_host;
+        let changed = member.info.protocols != args.protocols;
+        member.info.protocols = args.protocols;
+        member.info.protocol_type = args.protocol_type;
+        member.info.session_timeout = args.session_timeout;
+        member.info.rebalance_timeout = args.rebalance_timeout;
+        member.info.client_id = args.client_id;
+        member.info.client_host = args.client_host;
         member.last_seen = now;
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
         // A follower rejoining a settled group with the same subscription
@@ -333,12 +300,12 @@ impl Group {
         if self.protocol_type.as_deref().is_some_and(|t| t != args.protocol_type) {
             return false;
         }
-        let others: Vec<&Member> = self.members.values().filter(|m| m.id != args.member_id).collect();
+        let others: Vec<&Member> = self.members.values().filter(|m| m.info.id != args.member_id).collect();
         others.is_empty()
             || args
                 .protocols
                 .iter()
-                .any(|(name, _)| others.iter().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+                .any(|(name, _)| others.iter().all(|m| m.info.protocols.iter().any(|(n, _)| n == name)))
     }
 
     /// Finds or creates the member a join is for; returns its id.
@@ -352,8 +319,8 @@ impl Group {
             let holder = self
                 .members
                 .values()
-                .find(|m| m.instance_id.as_ref() == Some(instance))
-                .map(|m| m.id.clone());
+                .find(|m| m.info.instance_id.as_ref() == Some(instance))
+                .map(|m| m.info.id.clone());
             return match holder {
                 Some(old) if args.member_id.is_empty() => Ok(self.replace_static(&old, new_id())),
                 Some(old) if old != args.member_id => Err(GroupError::FencedInstanceId),
@@ -389,15 +356,17 @@ impl Group {
         self.members.insert(
             id.to_string(),
             Member {
-                id: id.to_string(),
-                instance_id: args.instance_id.clone(),
-                client_id: args.client_id.clone(),
-                client_host: args.client_host.clone(),
-                session_timeout: args.session_timeout,
-                rebalance_timeout: args.rebalance_timeout,
-                protocol_type: args.protocol_type.clone(),
-                protocols: Vec::new(),
-                assignment: Bytes::new(),
+                info: MemberInfo {
+                    id: id.to_string(),
+                    instance_id: args.instance_id.clone(),
+                    client_id: args.client_id.clone(),
+                    client_host: args.client_host.clone(),
+                    session_timeout: args.session_timeout,
+                    rebalance_timeout: args.rebalance_timeout,
+                    protocol_type: args.protocol_type.clone(),
+                    protocols: Vec::new(),
+                    assignment: Bytes::new(),
+                },
                 last_seen: now,
                 join: None,
                 sync: None,
@@ -416,7 +385,7 @@ impl Group {
             if let Some(tx) = m.sync.take() {
                 let _ = tx.send(Err(GroupError::FencedInstanceId));
             }
-            m.id = new.clone();
+            m.info.id = new.clone();
             self.members.insert(new.clone(), m);
         }
         if self.leader.as_deref() == Some(old) {
@@ -428,13 +397,13 @@ impl Group {
     fn prepare_rebalance(&mut self, now: Instant, limits: &Limits) {
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
-                m.assignment = Bytes::new();
+                m.info.assignment = Bytes::new();
                 if let Some(tx) = m.sync.take() {
                     let _ = tx.send(Err(GroupError::RebalanceInProgress));
                 }
             }
         }
-        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        let timeout = self.members.values().map(|m| m.info.rebalance_timeout).max().unwrap_or_default();
         self.join_not_before = (self.state == GroupState::Empty && !limits.initial_rebalance_delay.is_zero())
             .then(|| now + limits.initial_rebalance_delay);
         self.rebalance_deadline = Some(now + timeout);
@@ -465,7 +434,7 @@ impl Group {
             tracing::info!(group = %self.id, generation = self.generation, "group is empty");
             return;
         }
-        self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
+        self.protocol_type = self.members.values().next().map(|m| m.info.protocol_type.clone());
         self.protocol = self.choose_protocol();
         if !self.leader.as_ref().is_some_and(|l| self.members.contains_key(l)) {
             self.leader = self.members.keys().next().cloned();
@@ -490,14 +459,15 @@ impl Group {
     fn choose_protocol(&self) -> Option<String> {
         let first = self.members.values().next()?;
         let common: Vec<&String> = first
+            .info
             .protocols
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| &p == n)))
+            .filter(|n| self.members.values().all(|m| m.info.protocols.iter().any(|(p, _)| &p == n)))
             .collect();
         let mut votes: HashMap<&String, usize> = HashMap::new();
         for m in self.members.values() {
-            if let Some((n, _)) = m.protocols.iter().find(|(p, _)| common.contains(&p)) {
+            if let Some((n, _)) = m.info.protocols.iter().find(|(p, _)| common.contains(&p)) {
                 *votes.entry(n).or_default() += 1;
             }
         }
@@ -512,7 +482,9 @@ impl Group {
         let members = if with_members {
             self.members
                 .values()
-                .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(self.protocol.as_deref())))
+                .map(|m| {
+                    (m.info.id.clone(), m.info.instance_id.clone(), m.metadata(self.protocol.as_deref()))
+                })
                 .collect()
         } else {
             Vec::new()
@@ -534,7 +506,7 @@ impl Group {
         generation: i32,
     ) -> Result<(), GroupError> {
         let m = self.members.get(member_id).ok_or(GroupError::UnknownMember)?;
-        if instance_id.is_some() && m.instance_id.as_deref() != instance_id {
+        if instance_id.is_some() && m.info.instance_id.as_deref() != instance_id {
             return Err(GroupError::FencedInstanceId);
         }
         if generation != self.generation {
@@ -564,7 +536,7 @@ impl Group {
                 let m = self.members.get_mut(member_id);
                 let assignment = m.map(|m| {
                     m.last_seen = now;
-                    m.assignment.clone()
+                    m.info.assignment.clone()
                 });
                 (Reply::Now(assignment.ok_or(GroupError::UnknownMember)), false)
             }
@@ -579,9 +551,9 @@ impl Group {
                 }
                 let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                 for m in self.members.values_mut() {
-                    m.assignment = given.remove(&m.id).unwrap_or_default();
+                    m.info.assignment = given.remove(&m.info.id).unwrap_or_default();
                     if let Some(tx) = m.sync.take() {
-                        let _ = tx.send(Ok(m.assignment.clone()));
+                        let _ = tx.send(Ok(m.info.assignment.clone()));
                     }
                 }
                 self.state = GroupState::Stable;
@@ -622,9 +594,9 @@ impl Group {
     ) -> Result<bool, GroupError> {
         let id = match instance_id {
             Some(inst) => {
-                let holder = self.members.values().find(|m| m.instance_id.as_deref() == Some(inst));
+                let holder = self.members.values().find(|m| m.info.instance_id.as_deref() == Some(inst));
                 match holder {
-                    Some(m) if member_id.is_empty() || m.id == member_id => m.id.clone(),
+                    Some(m) if member_id.is_empty() || m.info.id == member_id => m.info.id.clone(),
                     Some(_) => return Err(GroupError::FencedInstanceId),
                     None => return Err(GroupError::UnknownMember),
                 }
@@ -664,8 +636,8 @@ impl Group {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.join.is_none() && now.duration_since(m.last_seen) > m.session_timeout)
-            .map(|m| m.id.clone())
+            .filter(|m| m.join.is_none() && now.duration_since(m.last_seen) > m.info.session_timeout)
+            .map(|m| m.info.id.clone())
             .collect();
         let mut emptied = false;
         if !expired.is_empty() {
@@ -676,7 +648,7 @@ impl Group {
             if self.rebalance_deadline.is_some_and(|d| now >= d) {
                 // Members that did not rejoin in time are out.
                 let late: Vec<String> =
-                    self.members.values().filter(|m| m.join.is_none()).map(|m| m.id.clone()).collect();
+                    self.members.values().filter(|m| m.join.is_none()).map(|m| m.info.id.clone()).collect();
                 for id in &late {
                     self.members.remove(id);
                 }

@@ -13,7 +13,7 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::group::membership::{Committed, Group, GroupSnapshot, MemberSnapshot};
+use crate::group::membership::{Committed, Group, GroupSnapshot, MemberInfo};
 use crate::storage::{self, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +118,7 @@ impl From<GroupValue> for GroupSnapshot {
             members: v
                 .members
                 .into_iter()
-                .map(|m| MemberSnapshot {
+                .map(|m| MemberInfo {
                     id: m.id,
                     instance_id: m.instance_id,
                     client_id: m.client_id,
