@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::events::{self, Events};
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::membership::Limits;
 use crate::http;
@@ -184,13 +185,19 @@ impl Broker {
             partitions: partitions.clone(),
             producer_ids: Default::default(),
             groups,
+            metrics: Default::default(),
         });
-        tasks.spawn(kafka::listener::run(kafka_listener, ctx, shutdown.clone(), tasks.clone()));
-        let app = http::router(http::HttpState {
-            node_id,
-            metadata: metadata.clone(),
-            partitions: partitions.clone(),
-        });
+        tasks.spawn(kafka::listener::run(kafka_listener, ctx.clone(), shutdown.clone(), tasks.clone()));
+        let events = Arc::new(Events::default());
+        tasks.spawn(events::run(events.clone(), metadata.clone(), partitions.clone(), shutdown.clone()));
+        let app = http::router(Arc::new(http::Api {
+            ctx,
+            peers: Default::default(),
+            events,
+            storage: storage.clone(),
+            shutdown: shutdown.clone(),
+            next_partition: Default::default(),
+        }));
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let serve =

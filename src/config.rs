@@ -142,6 +142,9 @@ pub struct Config {
     /// Kafka `group.initial.rebalance.delay.ms`. Default 0 (Kafka: 3000): the
     /// first member of an empty group starts consuming at once.
     pub group_initial_rebalance_delay_ms: u64,
+    /// A replica is in sync (the admin API's `isr`) while it is alive and at
+    /// most this many Raft entries behind its leader. Default 1000.
+    pub replica_lag_max_entries: u64,
 }
 
 impl Default for Config {
@@ -179,6 +182,7 @@ impl Default for Config {
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 0,
+            replica_lag_max_entries: 1_000,
         }
     }
 }

@@ -11,16 +11,22 @@
 //! - `storage`   — the broker's RocksDB: column families, keys, fsync policy.
 //! - `config`    — every setting, its default, file/env/flag layering.
 //! - `broker`    — builds a node from its config; ordered shutdown.
+//! - `cli`       — the client verbs of the binary, over the admin HTTP API.
+//! - `events`    — leader changes and node up/down as this node sees them.
+//! - `metrics`   — request counters and the `/metrics` exposition.
 //! - `telemetry` — logging.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod broker;
+pub mod cli;
 pub mod config;
+pub mod events;
 pub mod group;
 pub mod http;
 pub mod kafka;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod raft;

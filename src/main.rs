@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use raftka::broker::Broker;
+use raftka::cli;
 use raftka::config::Config;
 
 #[derive(Parser)]
@@ -12,12 +13,16 @@ use raftka::config::Config;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    opts: cli::Opts,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run a broker node.
     Broker(BrokerArgs),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -38,10 +43,24 @@ struct BrokerArgs {
 }
 
 fn main() -> ExitCode {
-    raftka::telemetry::init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Broker(args) => run_broker(args),
+        Command::Broker(args) => {
+            raftka::telemetry::init();
+            run_broker(args)
+        }
+        Command::Client(cmd) => run_client(cli.opts, cmd),
+    }
+}
+
+/// A client verb: a small runtime, one API conversation, an exit code.
+fn run_client(opts: cli::Opts, cmd: cli::Command) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(cli::run(opts, cmd)),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

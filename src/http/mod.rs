@@ -1,53 +1,76 @@
-//! The admin HTTP API (axum). For now it answers `GET /v1/health` and
-//! `GET /v1/ready`; the full
-//! `/v1/...` API is issue 5. Errors are JSON `{"error": "..."}`, unknown
-//! routes included.
+//! The admin HTTP API (axum) on every node: cluster status, topics, groups, a
+//! small REST produce/read proxy, the live events stream, `/metrics`, the
+//! OpenAPI document and a read-only cluster page. Any node answers every
+//! request: topic writes go to the metadata leader through `MetadataHandle`,
+//! requests only a partition leader or group coordinator can answer are
+//! forwarded to it (`peer`). JSON in and out; errors are `{"error": "..."}`
+//! with the status `error` maps them to, unknown routes included.
 
+pub mod cluster;
+pub mod error;
+pub mod groups;
+pub mod openapi;
+pub mod peer;
+pub mod records;
+pub mod status;
+pub mod topics;
+
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::routing::{get, post};
+use axum::Router;
 
-use crate::metadata::handle::MetadataHandle;
-use crate::partition::manager::PartitionManager;
-use crate::raft::types::NodeId;
+use tokio_util::sync::CancellationToken;
 
-#[derive(Clone)]
-pub struct HttpState {
-    pub node_id: NodeId,
-    pub metadata: MetadataHandle,
-    pub partitions: Arc<PartitionManager>,
+use crate::events::Events;
+use crate::http::error::ApiError;
+use crate::http::peer::Peers;
+use crate::kafka::ctx::Ctx;
+use crate::storage::Storage;
+
+/// What every handler may use.
+pub struct Api {
+    pub ctx: Arc<Ctx>,
+    pub peers: Peers,
+    pub events: Arc<Events>,
+    pub storage: Arc<Storage>,
+    /// Ends open event streams when the broker shuts down.
+    pub shutdown: CancellationToken,
+    /// Where the REST proxy puts the next request's unkeyed records.
+    pub next_partition: AtomicU32,
 }
 
-pub fn router(state: HttpState) -> Router {
+pub type AppState = Arc<Api>;
+
+pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/ready", get(ready))
+        .route("/", get(cluster::page))
+        .route("/metrics", get(cluster::metrics))
+        .route("/v1/health", get(cluster::health))
+        .route("/v1/ready", get(cluster::ready))
+        .route("/v1/cluster", get(cluster::describe))
+        .route("/v1/cluster/events", get(cluster::events))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/topics", get(topics::list).post(topics::create))
+        .route("/v1/topics/{name}", get(topics::describe).delete(topics::delete))
+        .route("/v1/topics/{name}/partitions", post(topics::grow))
+        .route("/v1/topics/{name}/configs", axum::routing::patch(topics::alter))
+        .route("/v1/topics/{name}/records", post(records::produce))
+        .route("/v1/topics/{name}/partitions/{partition}/records", get(records::read))
+        .route("/v1/groups", get(groups::list))
+        .route("/v1/groups/{id}", get(groups::describe))
+        .route("/v1/internal/leading", get(status::leading))
+        .route("/v1/internal/groups", get(groups::local_list))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-async fn health(State(s): State<HttpState>) -> impl IntoResponse {
-    Json(json!({"status": "ok", "node_id": s.node_id}))
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
 }
 
-/// 200 once this node knows the metadata leader and a leader for every
-/// partition of the cluster; 503 with what is missing otherwise.
-async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
-    let controller = s.metadata.controller().0;
-    let leaderless = s.partitions.leaderless(&s.metadata.state());
-    let body = json!({"node_id": s.node_id, "controller": controller, "leaderless_partitions": leaderless});
-    if controller.is_some() && leaderless == 0 {
-        (StatusCode::OK, Json(body))
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
-    }
-}
-
-async fn not_found() -> impl IntoResponse {
-    (StatusCode::NOT_FOUND, Json(json!({"error": "no such route"})))
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
 }

@@ -18,6 +18,7 @@ pub struct Ctx {
     pub partitions: Arc<PartitionManager>,
     pub producer_ids: crate::kafka::producer_id::ProducerIdPool,
     pub groups: Arc<GroupCoordinator>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Where a partition stands from this broker's point of view.

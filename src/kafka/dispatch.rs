@@ -59,8 +59,15 @@ fn supported(key: ApiKey, version: i16) -> bool {
 }
 
 /// Handles one request from `client_host`; `Ok(None)` means no response is
-/// due (acks=0).
-pub async fn dispatch(
+/// due (acks=0). Counted and timed per API for `/metrics`.
+pub async fn dispatch(ctx: &Ctx, req: Request, client_host: &str) -> Result<Option<BytesMut>, ProtocolError> {
+    let (api, started) = (req.api_key as i16, std::time::Instant::now());
+    let reply = route_request(ctx, req, client_host).await;
+    ctx.metrics.request(api, started.elapsed());
+    reply
+}
+
+async fn route_request(
     ctx: &Ctx,
     mut req: Request,
     client_host: &str,

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
@@ -34,7 +33,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Option<ProduceResponse> {
             async move {
                 let index = p.index;
                 let result = if matches!(acks, -1..=1) {
-                    append(ctx, &name, p, timeout).await
+                    append_records(ctx, &name, index, p.records.unwrap_or_default(), timeout).await
                 } else {
                     Err(ResponseError::InvalidRequiredAcks)
                 };
@@ -56,32 +55,37 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Option<ProduceResponse> {
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
-async fn append(
+/// Validates `records` (record batches as a client sends them) and appends
+/// them to the partition this broker leads once a majority has them: (base
+/// offset, log start offset). The Kafka and HTTP produce paths both end here.
+pub async fn append_records(
     ctx: &Ctx,
     topic: &str,
-    data: PartitionProduceData,
+    partition: i32,
+    records: Bytes,
     timeout: Duration,
 ) -> Result<(i64, i64), ResponseError> {
-    let handle = match ctx.leader_replica(topic, data.index) {
+    let handle = match ctx.leader_replica(topic, partition) {
         Lookup::Leader(h) => h,
         Lookup::NotLeader => return Err(ResponseError::NotLeaderOrFollower),
         Lookup::UnknownTopicOrPartition => return Err(ResponseError::UnknownTopicOrPartition),
     };
-    let records: Bytes = data.records.unwrap_or_default();
     let max = ctx.metadata.state().topic(topic).map_or(i64::from(ctx.config.message_max_bytes), |t| {
         Effective::resolve(&t.configs, &ctx.config).max_message_bytes
     });
     let batches = batch::validate(&records).map_err(|e| {
-        tracing::info!(topic, partition = data.index, error = %e, "produce rejected");
+        tracing::info!(topic, partition, error = %e, "produce rejected");
         batch_code(&e)
     })?;
     if let Some((_, big)) = batches.iter().find(|(_, b)| b.len() as i64 > max) {
-        tracing::info!(topic, partition = data.index, size = big.len(), max, "record batch too large");
+        tracing::info!(topic, partition, size = big.len(), max, "record batch too large");
         return Err(ResponseError::MessageTooLarge);
     }
+    let started = std::time::Instant::now();
     let appended = handle.append(records, timeout).await.map_err(|e| {
-        tracing::debug!(topic, partition = data.index, error = %e, "append failed");
+        tracing::debug!(topic, partition, error = %e, "append failed");
         partition_code(&e)
     })?;
+    ctx.metrics.commit(started.elapsed());
     Ok((appended.base_offset, appended.log_start_offset))
 }

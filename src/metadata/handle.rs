@@ -102,6 +102,10 @@ impl MetadataHandle {
         Self { node_id, raft, state, transport, seeds, write_timeout, liveness }
     }
 
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
     pub fn state(&self) -> Arc<MetadataState> {
         self.state.borrow().clone()
     }
@@ -121,10 +125,15 @@ impl MetadataHandle {
         (m.current_leader, m.current_term)
     }
 
+    /// Whether `node` was heard from lately (this node always is).
+    pub fn is_alive(&self, node: NodeId) -> bool {
+        self.liveness.is_alive(node)
+    }
+
     /// Brokers that can take replicas (registered, and heard from lately),
     /// sorted by id.
     pub fn live_brokers(&self) -> Vec<NodeId> {
-        self.state().brokers.keys().copied().filter(|id| self.liveness.is_alive(*id)).collect()
+        self.state().brokers.keys().copied().filter(|id| self.is_alive(*id)).collect()
     }
 
     /// `requested` lowered to the number of live brokers (at least 1), for

@@ -54,6 +54,37 @@ impl PartitionHandle {
         (m.current_leader, m.current_term)
     }
 
+    /// On the leader, each voter's distance in Raft entries from the
+    /// leader's last entry (the leader itself: 0); empty elsewhere.
+    pub fn replica_lag(&self) -> Vec<(NodeId, u64)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let (Some(last), Some(replication)) = (m.last_log_index, m.replication.as_ref()) else {
+            return Vec::new();
+        };
+        m.membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                let matched = if id == m.id {
+                    Some(last)
+                } else {
+                    replication.get(&id).copied().flatten().map(|l| l.index)
+                };
+                (id, last - matched.unwrap_or(0).min(last))
+            })
+            .collect()
+    }
+
+    /// On the leader, the in-sync replicas: voters `alive` and at most
+    /// `max_lag` entries behind. `None` elsewhere.
+    pub fn in_sync(&self, alive: impl Fn(NodeId) -> bool, max_lag: u64) -> Option<Vec<NodeId>> {
+        let lag = self.replica_lag();
+        (!lag.is_empty()).then(|| {
+            lag.into_iter().filter(|&(id, behind)| behind <= max_lag && alive(id)).map(|(id, _)| id).collect()
+        })
+    }
+
     pub fn leader_epoch(&self) -> i32 {
         self.leader().1 as i32
     }

@@ -1,0 +1,145 @@
+//! The HTTP edge's one error type: a status and a message, answered as
+//! `{"error": "..."}`. Domain errors become statuses here and nowhere else;
+//! extractors that would answer axum's plain-text rejections are wrapped so
+//! bad JSON, paths and queries get the same JSON shape.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kafka_protocol::ResponseError;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::group::membership::GroupError;
+use crate::metadata::command::Rejection;
+use crate::metadata::handle::MetadataError;
+use crate::metadata::topic_config::TopicConfigError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+/// The JSON shape of every error answer (for the OpenAPI document).
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// A Kafka error code met on the data path (produce, read), as a status.
+    pub fn kafka(code: ResponseError, context: &str) -> Self {
+        use ResponseError as E;
+        let status = match code {
+            E::UnknownTopicOrPartition => StatusCode::NOT_FOUND,
+            E::MessageTooLarge | E::RecordListTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            E::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            E::CorruptMessage | E::InvalidRecord | E::InvalidRequiredAcks | E::InvalidTopicException => {
+                StatusCode::BAD_REQUEST
+            }
+            E::RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
+            // Leadership moving, storage trouble, shutting down: retry later.
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, format!("{context}: {code:?}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<MetadataError> for ApiError {
+    fn from(e: MetadataError) -> Self {
+        let status = match &e {
+            MetadataError::InvalidTopicName { .. }
+            | MetadataError::InvalidPartitions(_)
+            | MetadataError::InvalidReplicationFactor { .. }
+            | MetadataError::InvalidConfig(TopicConfigError::Unknown(_) | TopicConfigError::Invalid { .. })
+            | MetadataError::Rejected(Rejection::PartitionsNotIncreasing { .. }) => StatusCode::BAD_REQUEST,
+            MetadataError::Rejected(Rejection::TopicExists(_)) => StatusCode::CONFLICT,
+            MetadataError::Rejected(Rejection::UnknownTopic(_)) => StatusCode::NOT_FOUND,
+            MetadataError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            MetadataError::Failed(_) | MetadataError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<GroupError> for ApiError {
+    fn from(e: GroupError) -> Self {
+        let status = match &e {
+            GroupError::InvalidGroupId => StatusCode::BAD_REQUEST,
+            GroupError::GroupIdNotFound => StatusCode::NOT_FOUND,
+            GroupError::NotCoordinator
+            | GroupError::CoordinatorNotAvailable
+            | GroupError::LoadInProgress
+            | GroupError::RebalanceInProgress => StatusCode::SERVICE_UNAVAILABLE,
+            // Member-protocol errors: only Kafka clients meet them.
+            GroupError::UnknownMember
+            | GroupError::MemberIdRequired(_)
+            | GroupError::IllegalGeneration(_)
+            | GroupError::InconsistentProtocol
+            | GroupError::InvalidSessionTimeout(_)
+            | GroupError::FencedInstanceId
+            | GroupError::NonEmptyGroup
+            | GroupError::SubscribedToTopic => StatusCode::CONFLICT,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+/// `Json<T>` whose rejections are JSON errors: 415 without a JSON content
+/// type, 400 for a body that does not parse or does not fit `T`.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a JSON body with Content-Type: application/json",
+            )),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections are JSON errors (400).
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Params(q.0))
+            .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))
+    }
+}

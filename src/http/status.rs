@@ -1,0 +1,104 @@
+//! Where partitions stand — high watermark, log start, in-sync replicas — as
+//! only their leaders know it. Each node reports the partitions it leads
+//! (`GET /v1/internal/leading`); a node describing a topic or a group asks
+//! the leaders involved, in parallel, and falls back to its own replica's
+//! offsets (ISR unknown) when a leader does not answer.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::State;
+use axum::Json;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::http::error::Params;
+use crate::http::AppState;
+use crate::raft::types::NodeId;
+
+/// A partition as its leader reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaderStatus {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: NodeId,
+    pub leader_term: u64,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// `None` when it comes from a follower's replica, not the leader.
+    pub isr: Option<Vec<NodeId>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LeadingQuery {
+    /// Comma-separated topic names (a topic name has no comma).
+    topics: String,
+}
+
+/// `GET /v1/internal/leading?topics=a,b`: the partitions of these topics this
+/// node leads. For other nodes, not for users (not in the OpenAPI document).
+pub async fn leading(
+    State(api): State<AppState>,
+    Params(q): Params<LeadingQuery>,
+) -> Json<Vec<LeaderStatus>> {
+    let topics: BTreeSet<&str> = q.topics.split(',').filter(|t| !t.is_empty()).collect();
+    Json(local(&api, |t| topics.contains(t), true))
+}
+
+/// This node's replicas of topics passing `wanted`: those it leads, or with
+/// `leading_only` false all of them.
+fn local(api: &AppState, wanted: impl Fn(&str) -> bool, leading_only: bool) -> Vec<LeaderStatus> {
+    let ctx = &api.ctx;
+    let max_lag = ctx.config.replica_lag_max_entries;
+    ctx.partitions
+        .all()
+        .into_iter()
+        .filter(|h| wanted(&h.topic))
+        .filter_map(|h| {
+            let leads = ctx.partitions.serves_as_leader(&h);
+            if leading_only && !leads {
+                return None;
+            }
+            let offsets = h.log.offsets();
+            let (leader, term) = h.leader();
+            Some(LeaderStatus {
+                topic: h.topic.to_string(),
+                partition: h.partition,
+                leader: leader.unwrap_or(0),
+                leader_term: term,
+                high_watermark: offsets.high_watermark,
+                log_start_offset: offsets.log_start_offset,
+                isr: if leads { h.in_sync(|n| ctx.metadata.is_alive(n), max_lag) } else { None },
+            })
+        })
+        .collect()
+}
+
+/// The status of every partition of `topics` that can be learnt: from its
+/// leader, else from this node's replica.
+pub async fn gather(api: &AppState, topics: &[String]) -> HashMap<(String, i32), LeaderStatus> {
+    let ctx = &api.ctx;
+    let state = ctx.metadata.state();
+    let wanted = |t: &str| topics.iter().any(|w| w == t);
+    let mut out: HashMap<(String, i32), LeaderStatus> =
+        local(api, wanted, false).into_iter().map(|s| ((s.topic.clone(), s.partition), s)).collect();
+    let mut leaders = BTreeSet::new();
+    for t in topics {
+        let count = state.topic(t).map_or(0, |t| t.partitions.len() as i32);
+        for p in 0..count {
+            if let Some((leader, _)) = ctx.leader_of(t, p) {
+                if leader != ctx.node_id {
+                    leaders.insert(leader);
+                }
+            }
+        }
+    }
+    let query = format!("/v1/internal/leading?topics={}", topics.join(","));
+    let asks = leaders.into_iter().filter_map(|n| state.brokers.get(&n)).map(|b| {
+        let query = query.clone();
+        async move { api.peers.get_json::<Vec<LeaderStatus>>(&b.http_addr, &query).await.unwrap_or_default() }
+    });
+    for s in join_all(asks).await.into_iter().flatten() {
+        out.insert((s.topic.clone(), s.partition), s);
+    }
+    out
+}
