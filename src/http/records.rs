@@ -36,6 +36,8 @@ use crate::kafka::produce::append_records;
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX: usize = 100;
+/// How long a request waits for a partition without a leader to get one.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
 const MAX_MAX: usize = 10_000;
 /// Bytes read from the log per step of a read.
 const READ_CHUNK: usize = 1024 * 1024;
@@ -261,7 +263,7 @@ async fn produce_share(
             Err(ApiError::unavailable(format!("{topic}/{partition}: leadership is moving; retry")))
         }
         Lookup::NotLeader => {
-            let addr = leader_addr(api, topic, partition)?;
+            let addr = leader_addr(api, topic, partition).await?;
             let body = ProduceBody {
                 format: ProduceFormat::Base64,
                 records: records
@@ -287,11 +289,24 @@ async fn produce_share(
     }
 }
 
-fn leader_addr(api: &AppState, topic: &str, partition: i32) -> Result<String, ApiError> {
+/// The admin address of the partition's leader, waiting up to `LEADER_WAIT`
+/// while it has none (just created, or electing), as a Kafka client retries.
+async fn leader_addr(api: &AppState, topic: &str, partition: i32) -> Result<String, ApiError> {
     let ctx = &api.ctx;
-    let no_leader = || ApiError::unavailable(format!("{topic}/{partition} has no leader yet; retry"));
-    let (leader, _) = ctx.leader_of(topic, partition).ok_or_else(no_leader)?;
-    ctx.metadata.state().brokers.get(&leader).map(|b| b.http_addr.clone()).ok_or_else(no_leader)
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    loop {
+        let leader =
+            ctx.leader_of(topic, partition).and_then(|(l, _)| ctx.metadata.state().brokers.get(&l).cloned());
+        match leader {
+            Some(b) => return Ok(b.http_addr),
+            None if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            None => {
+                return Err(ApiError::unavailable(format!("{topic}/{partition} has no leader yet; retry")))
+            }
+        }
+    }
 }
 
 fn encode_batch(records: &[Outgoing]) -> Result<Bytes, ApiError> {
@@ -355,7 +370,7 @@ pub async fn read(
         Lookup::NotLeader => {
             let local = ctx.partitions.get(&topic, partition);
             if !peer::was_forwarded(&headers) {
-                if let Ok(addr) = leader_addr(&api, &topic, partition) {
+                if let Ok(addr) = leader_addr(&api, &topic, partition).await {
                     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
                     match api.peers.forward(&addr, Method::GET, path, None).await {
                         Ok(resp) => return Ok(resp),

@@ -59,6 +59,7 @@ pub async fn run(
     let mut last_rebalance = Instant::now();
     let mut asked: HashMap<GroupId, Instant> = HashMap::new();
     let (mut unsettled, mut seen_changes, mut last_pass) = (true, liveness.changes(), Instant::now());
+    let mut seen_state = metadata.state();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -67,13 +68,17 @@ pub async fn run(
         // A full pass costs about a microsecond per hosted replica: run it
         // every tick only while something is unsettled or a node changed
         // state, else once per IDLE_PASS, so idle CPU stays flat.
+        // A metadata change (a new topic: groups to elect and report) also
+        // warrants a pass at once.
         let changes = liveness.changes();
-        if !unsettled && changes == seen_changes && last_pass.elapsed() < IDLE_PASS {
+        let state = metadata.state();
+        let new_state = !Arc::ptr_eq(&state, &seen_state);
+        if !unsettled && !new_state && changes == seen_changes && last_pass.elapsed() < IDLE_PASS {
             continue;
         }
         seen_changes = changes;
+        seen_state = state.clone();
         last_pass = Instant::now();
-        let state = metadata.state();
         failover.tick_metadata(metadata.raft()).await;
         unsettled = failover.tick(&state, &partitions).await;
         let reports = unreported(node_id, &state, &partitions);

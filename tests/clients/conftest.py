@@ -35,6 +35,24 @@ def wait_for(cond, timeout, what):
         time.sleep(0.05)
 
 
+def http_call(addr, method, path, body=None, raw=None, content_type="application/json", timeout=40):
+    """(status, parsed JSON body or None) of one HTTP request; `raw` sends bytes as they are."""
+    import json
+    import urllib.error
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(f"http://{addr}{path}", data=data, method=method)
+    if data is not None and content_type:
+        req.add_header("Content-Type", content_type)
+
+    def parse(b):
+        return json.loads(b) if b else None
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, parse(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, parse(e.read())
+
+
 class Broker:
     def __init__(self, data_dir, env=None):
         self.data_dir = str(data_dir)
@@ -159,15 +177,17 @@ class Cluster:
 
     def http(self, node, path):
         """(status, json body) of GET `path` on `node`; (None, None) if it does not answer."""
-        import json
-        import urllib.error
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port + node - 1}{path}", timeout=2) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            return http_call(self.http_addr(node), "GET", path, timeout=2)
         except OSError:
             return None, None
+
+    def http_addr(self, node):
+        return f"127.0.0.1:{self.http_port + node - 1}"
+
+    def api(self, node, method, path, body=None, **kw):
+        """(status, json body) of `method path` with a JSON `body` on `node`'s admin API."""
+        return http_call(self.http_addr(node), method, path, body, **kw)
 
     def pid(self, node):
         with open(os.path.join(self.dir, f"node-{node}.pid")) as f:
@@ -185,6 +205,15 @@ class Cluster:
                 with open(path, "rb") as f:
                     out.append(f"--- node {i} ---\n" + f.read().decode(errors="replace")[-3000:])
         return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory):
+    """One 3-node cluster for a module's tests that do not kill nodes."""
+    c = Cluster(tmp_path_factory.mktemp("shared-cluster"), 3)
+    c.run("up", 3)
+    yield c
+    c.run("down")
 
 
 @pytest.fixture
