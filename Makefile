@@ -6,7 +6,7 @@ VENV := .venv/clients
 VENV2 := .venv/kafka-python-2
 PYTEST_ARGS ?=
 
-.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups venv
+.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups bench-http venv
 
 ## A local cluster on this machine (Ctrl-C stops it).
 run: build
@@ -52,7 +52,7 @@ client-test: venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python -m pytest -q tests/clients $(PYTEST_ARGS)
 	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS)
 
-bench: bench-node bench-cluster bench-groups
+bench: bench-node bench-cluster bench-groups bench-http
 
 bench-tools: deps venv build
 	cargo build --release --manifest-path bench/consume-perf/Cargo.toml
@@ -71,3 +71,7 @@ bench-groups: deps venv build
 
 fmt:
 	cargo fmt
+
+## Admin HTTP API: topic create/describe latency, REST produce (issue 5).
+bench-http: deps venv build
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/admin.py

@@ -134,7 +134,7 @@ fn pass(metadata: &MetadataHandle, partitions: &PartitionManager, seen: &mut See
     let state = metadata.state();
     let mut out = Vec::new();
     let at = now();
-    for (&id, _) in &state.brokers {
+    for &id in state.brokers.keys() {
         let alive = metadata.is_alive(id);
         if seen.alive.insert(id, alive) != Some(alive) {
             out.push(Event::Node { node_id: id, alive, at: at.clone() });

@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::group::membership::{Committed, Group, GroupSnapshot, MemberInfo};
+use crate::partition::batch::{self, PlainRecord};
 use crate::storage::{self, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,8 +138,7 @@ pub fn encode(entries: &[Entry]) -> Result<Bytes, RecordsError> {
     let timestamp = now_ms();
     let records = entries
         .iter()
-        .enumerate()
-        .map(|(i, e)| {
+        .map(|e| {
             let (key, value) = match e {
                 Entry::Offset { group, topic, partition, value } => (
                     Key::Offset { group: group.clone(), topic: topic.clone(), partition: *partition },
@@ -151,27 +149,14 @@ pub fn encode(entries: &[Entry]) -> Result<Bytes, RecordsError> {
                     value.as_ref().map(|v| storage::encode("group value", v)).transpose()?,
                 ),
             };
-            Ok(Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp,
+            Ok(PlainRecord {
                 key: Some(Bytes::from(storage::encode("group key", &key)?)),
                 value: value.map(Bytes::from),
-                headers: Default::default(),
+                headers: Vec::new(),
             })
         })
         .collect::<Result<Vec<_>, StorageError>>()?;
-    let mut buf = BytesMut::new();
-    let opts = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| RecordsError::Batch(e.to_string()))?;
-    Ok(buf.freeze())
+    batch::encode_plain(records, timestamp).map_err(RecordsError::Batch)
 }
 
 /// Replays stored batches into `groups`, in log order. Returns the offset

@@ -20,12 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::join_all;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -33,6 +30,7 @@ use crate::http::error::{ApiError, Body, ErrorBody, Params};
 use crate::http::{peer, AppState};
 use crate::kafka::ctx::Lookup;
 use crate::kafka::produce::append_records;
+use crate::partition::batch::{self, PlainRecord};
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX: usize = 100;
@@ -173,13 +171,6 @@ fn bytes_of(
     }
 }
 
-/// One record, decoded from the request.
-struct Outgoing {
-    key: Option<Bytes>,
-    value: Option<Bytes>,
-    headers: BTreeMap<String, String>,
-}
-
 #[utoipa::path(post, operation_id = "records_produce", path = "/v1/topics/{name}/records", tag = "records", request_body = ProduceBody,
     params(("name" = String, Path, description = "Topic name")),
     responses((status = 200, body = Produced), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -200,7 +191,7 @@ pub async fn produce(
     }
     let turn = (api.next_partition.fetch_add(1, Ordering::Relaxed) % count as u32) as i32;
     // partition → (indices in the request, records)
-    let mut shares: BTreeMap<i32, (Vec<usize>, Vec<Outgoing>)> = BTreeMap::new();
+    let mut shares: BTreeMap<i32, (Vec<usize>, Vec<PlainRecord>)> = BTreeMap::new();
     for (i, r) in req.records.into_iter().enumerate() {
         let key = bytes_of(req.format, r.key, "key")?;
         let value = bytes_of(req.format, r.value, "value")?;
@@ -216,7 +207,11 @@ pub async fn produce(
         };
         let share = shares.entry(partition).or_default();
         share.0.push(i);
-        share.1.push(Outgoing { key, value, headers: r.headers });
+        share.1.push(PlainRecord {
+            key,
+            value,
+            headers: r.headers.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
+        });
     }
     let forwarded = peer::was_forwarded(&headers);
     let total: usize = shares.values().map(|s| s.0.len()).sum();
@@ -244,13 +239,13 @@ async fn produce_share(
     api: &AppState,
     topic: &str,
     partition: i32,
-    records: Vec<Outgoing>,
+    records: Vec<PlainRecord>,
     forwarded: bool,
 ) -> Result<i64, ApiError> {
     let ctx = &api.ctx;
     match ctx.leader_replica(topic, partition) {
         Lookup::Leader(_) => {
-            let batch = encode_batch(&records)?;
+            let batch = encode_batch(records)?;
             let (base, _) = append_records(ctx, topic, partition, batch, PRODUCE_TIMEOUT)
                 .await
                 .map_err(|code| ApiError::kafka(code, &format!("{topic}/{partition}")))?;
@@ -272,7 +267,11 @@ async fn produce_share(
                         key: r.key.map(|k| serde_json::Value::String(B64.encode(k))),
                         value: r.value.map(|v| serde_json::Value::String(B64.encode(v))),
                         partition: Some(partition),
-                        headers: r.headers,
+                        headers: r
+                            .headers
+                            .into_iter()
+                            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                            .collect(),
                     })
                     .collect(),
             };
@@ -309,36 +308,10 @@ async fn leader_addr(api: &AppState, topic: &str, partition: i32) -> Result<Stri
     }
 }
 
-fn encode_batch(records: &[Outgoing]) -> Result<Bytes, ApiError> {
+fn encode_batch(records: Vec<PlainRecord>) -> Result<Bytes, ApiError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now,
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: r
-                .headers
-                .iter()
-                .map(|(k, v)| (StrBytes::from_string(k.clone()), Some(Bytes::from(v.clone()))))
-                .collect(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &options)
-        .map_err(|e| ApiError::bad_request(format!("cannot encode the records: {e}")))?;
-    Ok(buf.freeze())
+    batch::encode_plain(records, now)
+        .map_err(|e| ApiError::bad_request(format!("cannot encode the records: {e}")))
 }
 
 #[utoipa::path(get, operation_id = "records_read", path = "/v1/topics/{name}/partitions/{partition}/records", tag = "records",

@@ -152,6 +152,46 @@ pub fn stamp(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     }
 }
 
+/// A record the broker writes itself (group state, the REST proxy).
+#[derive(Debug, Clone, Default)]
+pub struct PlainRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Bytes)>,
+}
+
+/// One uncompressed, non-idempotent v2 batch of `records`, offsets from 0,
+/// every record stamped `timestamp` (ms).
+pub fn encode_plain(records: Vec<PlainRecord>, timestamp: i64) -> Result<Bytes, String> {
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r.headers.into_iter().map(|(k, v)| (StrBytes::from_string(k), Some(v))).collect(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
