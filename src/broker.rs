@@ -251,6 +251,11 @@ impl Broker {
 }
 
 impl Broker {
+    /// The node's database, for tests that check what is stored.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
     /// Moves this node's partition and metadata leaderships to caught-up
     /// replicas so clients fail over at once instead of after an election
     /// timeout.

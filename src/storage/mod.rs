@@ -36,7 +36,7 @@ pub enum Cf {
 }
 
 impl Cf {
-    const ALL: [Cf; 4] = [Cf::RaftLog, Cf::RaftState, Cf::State, Cf::Records];
+    pub const ALL: [Cf; 4] = [Cf::RaftLog, Cf::RaftState, Cf::State, Cf::Records];
 
     fn name(self) -> &'static str {
         match self {

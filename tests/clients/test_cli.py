@@ -5,6 +5,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import BIN, wait_for
 
 
@@ -61,10 +63,16 @@ def test_topic_verbs(shared_cluster):
     assert code == 2 and "frobnicate" in err
 
 
-def test_unreachable_server():
-    done = subprocess.run([BIN, "cluster", "status", "--server", "127.0.0.1:1"], capture_output=True, text=True,
+@pytest.mark.parametrize("verb", [
+    ["topic", "create", "t"], ["topic", "list"], ["topic", "describe", "t"], ["topic", "delete", "t"],
+    ["topic", "alter", "t", "--set", "retention.ms=1"], ["cluster", "status"], ["cluster", "watch"],
+    ["group", "list"], ["group", "describe", "g"], ["produce", "t"], ["consume", "t"],
+])
+def test_every_verb_fails_cleanly_without_a_server(verb):
+    done = subprocess.run([BIN, *verb, "--server", "127.0.0.1:1"], input="x\n", capture_output=True, text=True,
                           timeout=30)
-    assert done.returncode == 1 and done.stderr.startswith("error: cannot reach http://127.0.0.1:1")
+    assert done.returncode == 1, done
+    assert done.stderr.startswith("error: cannot reach http://127.0.0.1:1") and done.stderr.count("\n") == 1
 
 
 def test_cluster_status(shared_cluster):

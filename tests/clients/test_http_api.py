@@ -109,6 +109,13 @@ def test_topic_lifecycle_through_a_follower(shared_cluster):
     assert c.api(node, "DELETE", "/v1/topics/lifecycle") == (204, None)
     wait_for(lambda: all(c.api(n, "GET", "/v1/topics/lifecycle")[0] == 404 for n in (1, 2, 3)), 10,
              "the topic gone on every node")
+
+    def replica_gone(n):
+        with urllib.request.urlopen(f"http://{c.http_addr(n)}/metrics", timeout=10) as r:
+            return 'topic="lifecycle"' not in r.read().decode()
+    # Every node stopped its replicas (the Rust test `deleting_a_topic_over_http_removes_its_data`
+    # checks that stopping a deleted topic's replica removes its data).
+    wait_for(lambda: all(replica_gone(n) for n in (1, 2, 3)), 10, "every node's replicas of the topic stopped")
     again = create(c, other, "lifecycle", partitions=1, replication_factor=3)
     assert again["id"] != topic["id"] and again["partitions"][0]["high_watermark"] == 0
 

@@ -35,3 +35,66 @@ async fn health_ready_and_json_404() {
     assert!(body["error"].is_string());
     b.stop().await;
 }
+
+/// `method path` with a JSON body → (status, JSON body or null).
+async fn call(
+    addr: std::net::SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().request(method, format!("http://{addr}{path}"));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    (status, if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
+}
+
+fn stored_keys(b: &TestBroker, group: u64) -> usize {
+    let storage = b.broker().storage();
+    let (from, to) = (raftka::storage::keys::group_start(group), raftka::storage::keys::group_end(group));
+    raftka::storage::Cf::ALL
+        .iter()
+        .map(|cf| {
+            let mut n = 0;
+            storage
+                .for_each(*cf, &from, &to, |_, _| {
+                    n += 1;
+                    true
+                })
+                .unwrap();
+            n
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn deleting_a_topic_over_http_removes_its_data() {
+    use reqwest::Method;
+    use serde_json::json;
+    let b = TestBroker::start().await;
+    let addr = b.broker().http_addr;
+    let (status, topic) =
+        call(addr, Method::POST, "/v1/topics", Some(json!({"name": "doomed", "partitions": 1}))).await;
+    assert_eq!(status, 201, "{topic}");
+    let records: Vec<_> = (0..50).map(|i| json!({"value": format!("v{i}")})).collect();
+    let (status, produced) =
+        call(addr, Method::POST, "/v1/topics/doomed/records", Some(json!({ "records": records }))).await;
+    assert_eq!(status, 200, "{produced}");
+    assert_eq!(produced["offsets"][49]["offset"], 49);
+    let group = b.broker().metadata.state().topic("doomed").unwrap().partitions[0].group;
+    assert!(stored_keys(&b, group) >= 50);
+
+    assert_eq!(call(addr, Method::DELETE, "/v1/topics/doomed", None).await, (204, serde_json::Value::Null));
+    wait_until(Duration::from_secs(10), "the partition's data removed", || async {
+        stored_keys(&b, group) == 0
+    })
+    .await;
+    let (status, body) = call(addr, Method::GET, "/v1/topics/doomed", None).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(call(addr, Method::DELETE, "/v1/topics/doomed", None).await.0, 404);
+    b.stop().await;
+}
