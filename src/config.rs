@@ -145,6 +145,11 @@ pub struct Config {
     /// A replica is in sync (the admin API's `isr`) while it is alive and at
     /// most this many Raft entries behind its leader. Default 1000.
     pub replica_lag_max_entries: u64,
+    /// A `cleanup.policy=compact` partition is compacted once at least this
+    /// many records (and as many as it kept last time) were written since its
+    /// last compaction; checked every `log_retention_check_interval_ms`.
+    /// Default 1000.
+    pub log_cleaner_min_dirty_records: u64,
 }
 
 impl Default for Config {
@@ -183,6 +188,7 @@ impl Default for Config {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 0,
             replica_lag_max_entries: 1_000,
+            log_cleaner_min_dirty_records: 1_000,
         }
     }
 }

@@ -158,6 +158,7 @@ pub async fn describe(
         return Err(missing());
     }
     let mut topics: Vec<String> = offsets.iter().map(|(t, _, _)| t.clone()).collect();
+    topics.sort();
     topics.dedup();
     let statuses = status::gather(&api, &topics).await;
     let offsets = offsets

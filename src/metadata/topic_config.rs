@@ -37,6 +37,7 @@ const KNOWN: &[(&str, Kind, &str)] = &[
         Kind::Words(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
         "producer",
     ),
+    ("delete.retention.ms", Kind::Long(0), "86400000"),
     ("max.message.bytes", Kind::Long(0), "1048588"),
     ("message.timestamp.type", Kind::Words(&["CreateTime"]), "CreateTime"),
     ("min.insync.replicas", Kind::Long(1), "1"),
@@ -103,6 +104,9 @@ pub struct Effective {
     pub max_message_bytes: i64,
     pub retention_ms: i64,
     pub retention_bytes: i64,
+    /// `cleanup.policy` includes `compact`.
+    pub compact: bool,
+    pub delete_retention_ms: i64,
 }
 
 impl Effective {
@@ -112,12 +116,15 @@ impl Effective {
         };
         // A compact-only topic keeps its data however old or large, as in
         // Kafka: deleting by time would drop the latest value of a key.
-        let deletes =
-            overrides.get("cleanup.policy").is_none_or(|p| p.split(',').any(|w| w.trim() == "delete"));
+        let policy =
+            |word: &str| overrides.get("cleanup.policy").map(|p| p.split(',').any(|w| w.trim() == word));
+        let deletes = policy("delete").unwrap_or(true);
         Self {
             max_message_bytes: get("max.message.bytes", i64::from(broker.message_max_bytes)),
             retention_ms: if deletes { get("retention.ms", broker.log_retention_ms) } else { -1 },
             retention_bytes: if deletes { get("retention.bytes", broker.log_retention_bytes) } else { -1 },
+            compact: policy("compact").unwrap_or(false),
+            delete_retention_ms: get("delete.retention.ms", 86_400_000),
         }
     }
 }

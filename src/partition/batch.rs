@@ -179,7 +179,9 @@ pub fn encode_plain(records: Vec<PlainRecord>, timestamp: i64) -> Result<Bytes, 
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // No producer id, so base sequence -1; the encoder starts a new
+            // batch wherever offset - sequence changes, so keep it constant.
+            sequence: i as i32 - 1,
             timestamp,
             key: r.key,
             value: r.value,
@@ -198,6 +200,18 @@ pub(crate) mod tests {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
+
+    #[test]
+    fn plain_records_make_one_batch() {
+        let records = (0..5)
+            .map(|i| PlainRecord { value: Some(Bytes::from(format!("v{i}"))), ..Default::default() })
+            .collect();
+        let encoded = encode_plain(records, 7).unwrap();
+        let batches = validate(&encoded).unwrap();
+        assert_eq!(batches.len(), 1);
+        let h = batches[0].0;
+        assert_eq!((h.records_count, h.last_offset_delta, h.base_sequence, h.producer_id), (5, 4, -1, -1));
+    }
 
     pub(crate) fn batch(n: usize, compression: Compression) -> Bytes {
         let records: Vec<Record> = (0..n)

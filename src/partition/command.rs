@@ -10,6 +10,10 @@ pub enum PartitionCommand {
     /// Moves the log start forward to `log_start_offset` (a batch boundary),
     /// deleting whole batches below it; `removed_bytes` is their stored size.
     Trim { log_start_offset: i64, removed_bytes: u64 },
+    /// Compacts the batches below `up_to` (a batch boundary): the last record
+    /// of each key stays, tombstones stamped before `tombstones_before` go
+    /// (`partition::compact`).
+    Compact { up_to: i64, tombstones_before: i64 },
 }
 
 /// Why a partition refused an append; travels in Raft responses.
@@ -25,6 +29,10 @@ pub enum AppendRejection {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionResponse {
+    /// A compaction kept this many records below its compaction point.
+    Compacted {
+        records: u64,
+    },
     Appended {
         base_offset: i64,
         log_start_offset: i64,

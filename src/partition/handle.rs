@@ -96,7 +96,9 @@ impl PartitionHandle {
                 Ok(Appended { base_offset, log_start_offset })
             }
             PartitionResponse::Rejected(r) => Err(r.into()),
-            PartitionResponse::Done => Err(PartitionError::ShuttingDown),
+            PartitionResponse::Done | PartitionResponse::Compacted { .. } => {
+                Err(PartitionError::ShuttingDown)
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod command;
+pub mod compact;
 pub mod failover;
 pub mod handle;
 pub mod leadership;

@@ -1,18 +1,28 @@
 //! Retention worker: on each partition this node leads, finds the new log
 //! start that `retention.ms` / `retention.bytes` allow and proposes a `Trim`
-//! through the partition's Raft group, so every replica deletes the same range.
+//! through the partition's Raft group, so every replica deletes the same range;
+//! and on `cleanup.policy=compact` topics proposes a `Compact` once enough has
+//! been written since the last one: at least `log_cleaner_min_dirty_records`
+//! records, and at least as many as the last compaction kept (a dirty ratio
+//! of one half, Kafka's default), so the cost of compacting stays in
+//! proportion to what is written; a smaller tail is compacted once the
+//! partition has taken no writes for `IDLE_CHECKS` checks, so a quiet log
+//! ends up fully compacted. Internal topics (`__…`) are compacted by
+//! their owners (the group coordinator).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metadata::handle::MetadataHandle;
 use crate::metadata::topic_config::Effective;
-use crate::partition::command::PartitionCommand;
+use crate::partition::command::{PartitionCommand, PartitionResponse};
 use crate::partition::handle::PartitionHandle;
 use crate::partition::manager::PartitionManager;
+use crate::raft::types::GroupId;
 
 /// One batch as retention sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +97,50 @@ async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Durati
     }
 }
 
+/// A partition's last compaction, as the leader that ran it remembers it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cleaned {
+    high_watermark: i64,
+    kept: u64,
+}
+
+/// Checks without a write after which a partition's dirty tail is compacted
+/// however small.
+const IDLE_CHECKS: u32 = 10;
+
+/// When a partition's high watermark last moved.
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    high_watermark: i64,
+    since: Instant,
+}
+
+/// Whether enough was written since `last` to compact again, or the
+/// partition is `idle` with anything written at all.
+fn compaction_due(last: Cleaned, high_watermark: i64, min_dirty: u64, idle: bool) -> bool {
+    let dirty = high_watermark.saturating_sub(last.high_watermark).max(0) as u64;
+    dirty > 0 && (idle || dirty >= min_dirty.max(last.kept))
+}
+
+async fn compact(handle: &PartitionHandle, effective: Effective, timeout: Duration) -> Option<Cleaned> {
+    let up_to = handle.log.offsets().high_watermark;
+    let cmd = PartitionCommand::Compact {
+        up_to,
+        tombstones_before: now_ms().saturating_sub(effective.delete_retention_ms),
+    };
+    match handle.propose(cmd, timeout).await {
+        Ok(PartitionResponse::Compacted { records }) => {
+            tracing::info!(topic = %handle.topic, partition = handle.partition, up_to, kept = records, "compacted log");
+            Some(Cleaned { high_watermark: up_to, kept: records })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(topic = %handle.topic, partition = handle.partition, error = %e, "compaction not applied");
+            None
+        }
+    }
+}
+
 pub async fn run(
     config: Arc<Config>,
     metadata: MetadataHandle,
@@ -96,20 +150,43 @@ pub async fn run(
     let mut tick =
         tokio::time::interval(Duration::from_millis(config.log_retention_check_interval_ms.max(10)));
     let timeout = Duration::from_millis(config.raft_rpc_timeout_ms * 2);
+    let idle_after = Duration::from_millis(config.log_retention_check_interval_ms.max(10)) * IDLE_CHECKS;
+    let mut cleaned: HashMap<GroupId, Cleaned> = HashMap::new();
+    let mut tails: HashMap<GroupId, Tail> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
         let state = metadata.state();
-        for handle in partitions.all() {
-            if handle.leader().0 != Some(config.node_id) {
-                continue;
-            }
+        let led: Vec<PartitionHandle> =
+            partitions.all().into_iter().filter(|h| h.leader().0 == Some(config.node_id)).collect();
+        cleaned.retain(|group, _| led.iter().any(|h| h.group == *group));
+        tails.retain(|group, _| led.iter().any(|h| h.group == *group));
+        for handle in led {
             let Some(topic) = state.topic(&handle.topic) else {
                 continue;
             };
-            enforce(&handle, Effective::resolve(&topic.configs, &config), timeout).await;
+            let effective = Effective::resolve(&topic.configs, &config);
+            enforce(&handle, effective, timeout).await;
+            if effective.compact && !topic.name.starts_with("__") {
+                let offsets = handle.log.offsets();
+                let last = *cleaned
+                    .entry(handle.group)
+                    .or_insert(Cleaned { high_watermark: offsets.log_start_offset, kept: 0 });
+                let hw = offsets.high_watermark;
+                let tail =
+                    tails.entry(handle.group).or_insert(Tail { high_watermark: hw, since: Instant::now() });
+                if tail.high_watermark != hw {
+                    *tail = Tail { high_watermark: hw, since: Instant::now() };
+                }
+                let idle = tail.since.elapsed() >= idle_after;
+                if compaction_due(last, hw, config.log_cleaner_min_dirty_records, idle) {
+                    if let Some(done) = compact(&handle, effective, timeout).await {
+                        cleaned.insert(handle.group, done);
+                    }
+                }
+            }
         }
     }
 }
@@ -127,6 +204,21 @@ mod tests {
                 bytes: 100,
             })
             .collect()
+    }
+
+    #[test]
+    fn compaction_waits_for_enough_new_records() {
+        let fresh = Cleaned { high_watermark: 0, kept: 0 };
+        assert!(!compaction_due(fresh, 0, 1000, false));
+        assert!(!compaction_due(fresh, 999, 1000, false));
+        assert!(compaction_due(fresh, 1000, 1000, false));
+        // After keeping 5,000 records, 5,000 new ones are needed (ratio 1/2).
+        let big = Cleaned { high_watermark: 10_000, kept: 5_000 };
+        assert!(!compaction_due(big, 14_999, 1000, false));
+        assert!(compaction_due(big, 15_000, 1000, false));
+        // A quiet partition's small tail is compacted; nothing new, nothing to do.
+        assert!(compaction_due(big, 10_001, 1000, true));
+        assert!(!compaction_due(big, 10_000, 1000, true));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::partition::batch;
 use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResponse};
+use crate::partition::compact::{Latest, Rewrite};
 use crate::partition::log::{LogOffsets, PartitionLog};
 use crate::partition::producers::{Producers, SeqCheck};
 use crate::raft::applied::{sm_err, Applied, ImageSnapshot};
@@ -132,6 +133,54 @@ impl PartitionStore {
     }
 }
 
+impl PartitionStore {
+    /// Applies a `Compact`: two scans of the committed batches between the
+    /// log start and `up_to` (all in RocksDB: they were applied by earlier
+    /// calls, and a `Trim` earlier in this call already moved the log start),
+    /// then the rewrites into `writes`.
+    fn compact(
+        &mut self,
+        up_to: i64,
+        tombstones_before: i64,
+        writes: &mut Batch,
+    ) -> Result<PartitionResponse, storage::StorageError> {
+        let group = self.log.group();
+        let state = &mut self.image.state;
+        let from = keys::indexed(group, state.log_start_offset.max(0) as u64);
+        let to = keys::indexed(group, up_to.clamp(0, state.next_offset) as u64);
+        let storage = self.log.storage();
+        let mut latest = Latest::default();
+        storage.for_each(Cf::Records, &from, &to, |_, batch| {
+            latest.observe(batch);
+            true
+        })?;
+        let mut kept = 0u64;
+        storage.for_each(Cf::Records, &from, &to, |key, batch| {
+            match latest.rewrite(batch, tombstones_before) {
+                Rewrite::Keep => {
+                    kept += batch::BatchHeader::parse(batch).map_or(0, |h| h.records_count.max(0) as u64)
+                }
+                Rewrite::Drop => {
+                    writes.delete(Cf::Records, key);
+                    state.size_bytes = state.size_bytes.saturating_sub(batch.len() as u64);
+                }
+                Rewrite::Replace { base_offset, batch: rewritten, records } => {
+                    let new_key = keys::indexed(group, base_offset as u64);
+                    if key != new_key.as_slice() {
+                        writes.delete(Cf::Records, key);
+                    }
+                    state.size_bytes =
+                        state.size_bytes.saturating_sub(batch.len() as u64) + rewritten.len() as u64;
+                    writes.put(Cf::Records, new_key, rewritten);
+                    kept += records as u64;
+                }
+            }
+            true
+        })?;
+        Ok(PartitionResponse::Compacted { records: kept })
+    }
+}
+
 impl RaftStateMachine<PartConfig> for PartitionStore {
     type SnapshotBuilder = ImageSnapshot;
 
@@ -158,6 +207,9 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
                 }
                 EntryPayload::Normal(PartitionCommand::Trim { log_start_offset, removed_bytes }) => {
                     self.trim(log_start_offset, removed_bytes, &mut writes)
+                }
+                EntryPayload::Normal(PartitionCommand::Compact { up_to, tombstones_before }) => {
+                    self.compact(up_to, tombstones_before, &mut writes).map_err(|e| sm_err(&e))?
                 }
                 EntryPayload::Membership(m) => {
                     self.image.applied.membership = StoredMembership::new(Some(entry.log_id), m);

@@ -1,6 +1,7 @@
 """kafka-python 3.x against a real broker: codecs, keys, admin, idempotence,
 size limits, and kill -9 recovery."""
 import collections
+import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -102,3 +103,50 @@ def test_kill_9_and_restart_keeps_every_acknowledged_record(broker):
     msgs = read_back(broker.bootstrap, "durable", [0], len(acked))
     assert [m.value for m in msgs] == [f"r{i}".encode() for i in range(3000)]
     assert [m.offset for m in msgs] == acked
+
+
+def test_compacted_topic_keeps_the_last_value_of_each_key(broker_factory):
+    """cleanup.policy=compact: kafka-python writes versions and tombstones;
+    kafka-python and confluent-kafka read back the last value of each key,
+    across the offset gaps compaction leaves."""
+    from confluent_kafka import Consumer, TopicPartition as CTopicPartition
+    from kafka import TopicPartition
+    from conftest import wait_for
+    b = broker_factory(RAFTKA_LOG_RETENTION_CHECK_INTERVAL_MS="100", RAFTKA_LOG_CLEANER_MIN_DIRTY_RECORDS="10")
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    admin.create_topics([NewTopic("profiles", 1, 1, topic_configs={"cleanup.policy": "compact",
+                                                                   "delete.retention.ms": "0"})])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", linger_ms=5)
+    for version in range(20):
+        for user in range(10):
+            producer.send("profiles", key=b"user-%d" % user, value=b"user-%d v%d" % (user, version))
+        producer.flush()
+    producer.send("profiles", key=b"user-3", value=None)  # deleted
+    producer.flush()
+    producer.close()
+    want = {f"user-{u}": f"user-{u} v19" for u in range(10) if u != 3}
+
+    def read_kafka_python():
+        consumer = KafkaConsumer(bootstrap_servers=b.bootstrap, group_id=None, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=2000)
+        consumer.assign([TopicPartition("profiles", 0)])
+        got = [(m.offset, m.key.decode(), m.value and m.value.decode()) for m in consumer]
+        consumer.close()
+        return got
+
+    got = wait_for(lambda: (lambda r: r if len(r) == 9 else None)(read_kafka_python()), 30,
+                   "the log compacted to the live keys")
+    assert {k: v for _, k, v in got} == want
+    assert [o for o, _, _ in got] == [190, 191, 192, 194, 195, 196, 197, 198, 199], got
+
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "compacted", "enable.auto.commit": False})
+    c.assign([CTopicPartition("profiles", 0, 0)])
+    seen = {}
+    deadline = time.monotonic() + 20
+    while len(seen) < 9 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            seen[m.key().decode()] = (m.offset(), m.value().decode())
+    c.close()
+    assert {k: v for k, (_, v) in seen.items()} == want
