@@ -9,7 +9,7 @@
 //! Kafka), producer fields, leader epoch and compression; it is stored under
 //! its first kept offset. Records without a key are never removed (Kafka
 //! refuses them on compacted topics; raftka keeps what it accepted), and
-//! neither are control batches.
+//! neither are control batches; the store leaves the newest batch as it is.
 
 use std::collections::HashMap;
 

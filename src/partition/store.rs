@@ -154,9 +154,18 @@ impl PartitionStore {
             latest.observe(batch);
             true
         })?;
+        // The newest batch stays as it is, so the log always ends in a
+        // stored batch: a consumer fetching near the end never finds nothing
+        // below the high watermark (Kafka never cleans its active segment).
+        let newest = storage.last_in(Cf::Records, &from, &to)?.map(|(key, _)| key);
         let mut kept = 0u64;
         storage.for_each(Cf::Records, &from, &to, |key, batch| {
-            match latest.rewrite(batch, tombstones_before) {
+            let rewrite = if newest.as_deref() == Some(key) {
+                Rewrite::Keep
+            } else {
+                latest.rewrite(batch, tombstones_before)
+            };
+            match rewrite {
                 Rewrite::Keep => {
                     kept += batch::BatchHeader::parse(batch).map_or(0, |h| h.records_count.max(0) as u64)
                 }
