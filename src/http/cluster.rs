@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
-use crate::http::AppState;
+use crate::http::{status, AppState};
 use crate::metrics::Live;
 use crate::raft::types::NodeId;
 
@@ -54,22 +54,30 @@ pub async fn health(State(api): State<AppState>) -> impl IntoResponse {
     Json(json!({"status": "ok", "node_id": api.ctx.node_id}))
 }
 
-/// 200 once this node knows the metadata leader and a leader for every
-/// partition of the cluster; 503 with what is missing otherwise.
-#[utoipa::path(get, operation_id = "cluster_ready", path = "/v1/ready", tag = "cluster",
-    responses((status = 200, description = "Knows a controller and every partition's leader"),
+/// 200 once this node knows the metadata leader, a leader for every
+/// partition of the cluster, and its own replicas are caught up (this node is
+/// in the ISR of every partition it replicates, as the leaders report it);
+/// 503 with what is missing otherwise.
+#[utoipa::path(get, path = "/v1/ready", operation_id = "cluster_ready", tag = "cluster",
+    responses((status = 200, description = "Knows a controller and every partition's leader; its replicas are in sync"),
         (status = 503, description = "Not yet")))]
 pub async fn ready(State(api): State<AppState>) -> impl IntoResponse {
     let ctx = &api.ctx;
     let controller = ctx.metadata.controller().0;
-    let leaderless = ctx.partitions.leaderless(&ctx.metadata.state());
-    let body = json!({"node_id": ctx.node_id, "controller": controller, "leaderless_partitions": leaderless});
-    let status = if controller.is_some() && leaderless == 0 {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body))
+    let state = ctx.metadata.state();
+    let leaderless = ctx.partitions.leaderless(&state);
+    let mut hosted: Vec<(String, i32)> =
+        state.replicas_on(ctx.node_id).map(|(t, p, _)| (t.to_string(), p)).collect();
+    let mut topics: Vec<String> = hosted.iter().map(|(t, _)| t.clone()).collect();
+    topics.dedup();
+    let statuses = if hosted.is_empty() { Default::default() } else { status::gather(&api, &topics).await };
+    hosted.retain(|key| {
+        !statuses.get(key).and_then(|s| s.isr.as_ref()).is_some_and(|isr| isr.contains(&ctx.node_id))
+    });
+    let body = json!({"node_id": ctx.node_id, "controller": controller, "leaderless_partitions": leaderless,
+        "lagging_replicas": hosted.len()});
+    let ok = controller.is_some() && leaderless == 0 && hosted.is_empty();
+    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }
 
 #[utoipa::path(get, operation_id = "cluster_describe", path = "/v1/cluster", tag = "cluster", responses((status = 200, body = ClusterView)))]

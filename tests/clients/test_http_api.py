@@ -437,9 +437,20 @@ def test_events_report_new_leader_within_2s_of_a_kill(cluster_factory):
         assert event["term"] >= 2 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["at"])
         wait_for(lambda: any(kind == "node" and e == {**e, "node_id": victim, "alive": False}
                              for _, kind, e in stream.events), 5, "the node-down event")
+        # Records written while it was down: the restarted node is ready only
+        # once it has caught up with them (it is back in the ISR).
+        status, _ = c.api(watcher, "POST", "/v1/topics/watched/records", {"records": [{"value": "x"}] * 50})
+        assert status == 200
         c.run("start", victim)
         wait_for(lambda: any(kind == "node" and e["node_id"] == victim and e["alive"]
                              for _, kind, e in stream.events), 30, "the node-up event")
+        def ready():
+            status, body = c.api(victim, "GET", "/v1/ready")
+            return status == 200 and body
+        body = wait_for(ready, 30, "the restarted node ready")
+        assert body["lagging_replicas"] == 0 and body["leaderless_partitions"] == 0
+        isr = c.api(victim, "GET", "/v1/topics/watched")[1]["partitions"][0]["isr"]
+        assert sorted(isr) == [1, 2, 3]
     finally:
         stream.close()
 
