@@ -437,6 +437,9 @@ def test_events_report_new_leader_within_2s_of_a_kill(cluster_factory):
         assert event["term"] >= 2 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["at"])
         wait_for(lambda: any(kind == "node" and e == {**e, "node_id": victim, "alive": False}
                              for _, kind, e in stream.events), 5, "the node-down event")
+        # With a node down, a replication factor of 3 is more than the live nodes.
+        status, body = c.api(watcher, "POST", "/v1/topics", {"name": "too-wide", "replication_factor": 3})
+        assert status == 400 and "2 broker(s) available" in body["error"], body
         # Records written while it was down: the restarted node is ready only
         # once it has caught up with them (it is back in the ISR).
         status, _ = c.api(watcher, "POST", "/v1/topics/watched/records", {"records": [{"value": "x"}] * 50})
