@@ -115,10 +115,21 @@ fn describe_topic(ctx: &Ctx, t: &TopicInfo) -> MetadataResponseTopic {
         .enumerate()
         .map(|(i, p)| {
             let replicas: Vec<BrokerId> = p.replicas.iter().map(|r| BrokerId(*r as i32)).collect();
+            // The leader knows which replicas keep up; other brokers list
+            // them all, as they cannot tell.
+            let isr = ctx
+                .partitions
+                .get(&t.name, i as i32)
+                .filter(|h| ctx.partitions.serves_as_leader(h))
+                .and_then(|h| h.in_sync(|n| ctx.metadata.is_alive(n), ctx.config.replica_lag_max_entries))
+                .map_or_else(
+                    || replicas.clone(),
+                    |isr| isr.into_iter().map(|r| BrokerId(r as i32)).collect(),
+                );
             let part = MetadataResponsePartition::default()
                 .with_partition_index(i as i32)
-                .with_replica_nodes(replicas.clone())
-                .with_isr_nodes(replicas);
+                .with_replica_nodes(replicas)
+                .with_isr_nodes(isr);
             match ctx.leader_of(&t.name, i as i32) {
                 Some((leader, epoch)) => {
                     part.with_leader_id(BrokerId(leader as i32)).with_leader_epoch(epoch)

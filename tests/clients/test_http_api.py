@@ -437,6 +437,13 @@ def test_events_report_new_leader_within_2s_of_a_kill(cluster_factory):
         assert event["term"] >= 2 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["at"])
         wait_for(lambda: any(kind == "node" and e == {**e, "node_id": victim, "alive": False}
                              for _, kind, e in stream.events), 5, "the node-down event")
+        # The new leader's Kafka Metadata leaves the dead replica out of the ISR.
+        from confluent_kafka.admin import AdminClient
+
+        def kafka_isr():
+            md = AdminClient({"bootstrap.servers": c.bootstrap(event["leader"])}).list_topics("watched", timeout=5)
+            return sorted(md.topics["watched"].partitions[0].isrs)
+        wait_for(lambda: kafka_isr() == sorted({1, 2, 3} - {victim}), 10, "the ISR without the dead node")
         # With a node down, a replication factor of 3 is more than the live nodes.
         status, body = c.api(watcher, "POST", "/v1/topics", {"name": "too-wide", "replication_factor": 3})
         assert status == 400 and "2 broker(s) available" in body["error"], body
@@ -454,6 +461,7 @@ def test_events_report_new_leader_within_2s_of_a_kill(cluster_factory):
         assert body["lagging_replicas"] == 0 and body["leaderless_partitions"] == 0
         isr = c.api(victim, "GET", "/v1/topics/watched")[1]["partitions"][0]["isr"]
         assert sorted(isr) == [1, 2, 3]
+        wait_for(lambda: kafka_isr() == [1, 2, 3], 10, "the ISR whole again")
     finally:
         stream.close()
 
