@@ -61,7 +61,7 @@ impl Peers {
             req = req.header("content-type", "application/json").body(body);
         }
         let resp = req.timeout(FORWARD_TIMEOUT).send().await.map_err(|e| {
-            tracing::warn!(%http_addr, path, error = ?e, "forward failed");
+            tracing::debug!(%http_addr, path, error = %e, "forward failed");
             ApiError::unavailable(format!("node at {http_addr} did not answer: {e}"))
         })?;
         let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
