@@ -16,6 +16,8 @@ pub enum CliError {
     Api { status: u16, message: String },
     #[error("{0}")]
     Usage(String),
+    #[error("{server} closed the events stream")]
+    StreamClosed { server: String },
     #[error("reading input: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -26,6 +28,10 @@ pub struct Client {
 }
 
 impl Client {
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     pub fn new(server: &str) -> Self {
         let server = server.trim_end_matches('/');
         let server = if server.contains("://") { server.to_string() } else { format!("http://{server}") };

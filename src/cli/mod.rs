@@ -280,7 +280,7 @@ async fn watch(client: &Client, opts: &Opts) -> Result<(), CliError> {
             }
         }
     }
-    Err(CliError::Api { status: 200, message: "the node closed the events stream".into() })
+    Err(CliError::StreamClosed { server: client.server().to_string() })
 }
 
 fn print_event(opts: &Opts, event: &str, data: &str) {
