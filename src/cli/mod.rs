@@ -267,8 +267,10 @@ async fn watch(client: &Client, opts: &Opts) -> Result<(), CliError> {
     let mut buf = String::new();
     let mut event = String::new();
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| CliError::Unreachable { server: "the node".into(), reason: e.to_string() })?;
+        let chunk = chunk.map_err(|e| CliError::Unreachable {
+            server: client.server().to_string(),
+            reason: e.to_string(),
+        })?;
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find('\n') {
             let line: String = buf.drain(..=end).collect();
