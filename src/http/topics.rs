@@ -16,7 +16,6 @@ use crate::http::status;
 use crate::http::AppState;
 use crate::metadata::command::Rejection;
 use crate::metadata::handle::NewTopic;
-use crate::metadata::state::MetadataState;
 use crate::metadata::topic_config;
 use crate::raft::types::NodeId;
 
@@ -174,8 +173,6 @@ pub async fn grow(
     Body(req): Body<Grow>,
 ) -> Result<Json<TopicView>, ApiError> {
     api.ctx.metadata.create_partitions(&name, req.count, false).await?;
-    let grown = |s: &MetadataState| s.topic(&name).is_none_or(|t| t.partitions.len() >= req.count as usize);
-    applied_here(&api, grown).await;
     api.ctx.wait_for_leaders(&name, LEADER_WAIT).await;
     view(&api, &name).await.map(Json).ok_or_else(|| not_found(&name))
 }
@@ -199,22 +196,8 @@ pub async fn alter(
             None => delete.push(k),
         }
     }
-    api.ctx.metadata.alter_configs(&name, set.clone(), delete.clone()).await?;
-    let applied = |s: &MetadataState| {
-        s.topic(&name).is_none_or(|t| {
-            set.iter().all(|(k, v)| t.configs.get(k) == Some(v))
-                && delete.iter().all(|k| !t.configs.contains_key(k))
-        })
-    };
-    applied_here(&api, applied).await;
+    api.ctx.metadata.alter_configs(&name, set, delete).await?;
     view(&api, &name).await.map(Json).ok_or_else(|| not_found(&name))
-}
-
-/// Waits (up to `LEADER_WAIT`) until this node's metadata replica shows a
-/// write: one forwarded to the metadata leader is applied here a moment later.
-async fn applied_here(api: &AppState, applied: impl Fn(&MetadataState) -> bool) {
-    let mut changes = api.ctx.metadata.subscribe();
-    let _ = tokio::time::timeout(LEADER_WAIT, changes.wait_for(|s| applied(s))).await;
 }
 
 /// The topic as its partitions' leaders see it.

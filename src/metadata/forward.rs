@@ -33,7 +33,9 @@ pub enum ForwardFailure {
     Failed(String),
 }
 
-pub type ForwardReply = Result<MetadataResponse, ForwardFailure>;
+/// The result, and the index of the log entry that produced it, so the
+/// forwarding node can wait until its own replica has applied it too.
+pub type ForwardReply = Result<(MetadataResponse, u64), ForwardFailure>;
 
 /// Serves one forwarded request on this node (the transport's server side).
 pub async fn serve(raft: &MetaRaft, body: &[u8]) -> RpcReply {
@@ -61,7 +63,7 @@ pub async fn apply_here(raft: &MetaRaft, req: ForwardRequest) -> ForwardReply {
 
 async fn write(raft: &MetaRaft, cmd: MetadataCommand) -> ForwardReply {
     match raft.client_write(cmd).await {
-        Ok(resp) => Ok(resp.data),
+        Ok(resp) => Ok((resp.data, resp.log_id.index)),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
             Err(ForwardFailure::NotLeader { leader: leader_guess(f.leader_id, f.leader_node) })
         }

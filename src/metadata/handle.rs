@@ -203,8 +203,11 @@ impl MetadataHandle {
                 None => Err(ForwardFailure::NotLeader { leader: None }),
             };
             match attempt {
-                Ok(MetadataResponse::Rejected(r)) => return Err(r.into()),
-                Ok(resp) => return Ok(resp),
+                Ok((MetadataResponse::Rejected(r), _)) => return Err(r.into()),
+                Ok((resp, index)) => {
+                    self.await_applied(index, deadline).await;
+                    return Ok(resp);
+                }
                 Err(ForwardFailure::Failed(msg)) => return Err(MetadataError::Failed(msg)),
                 Err(ForwardFailure::NotLeader { leader: Some((id, addr)) }) => {
                     hint = Some(if id == self.node_id { Target::Here } else { Target::Peer(addr) });
@@ -215,6 +218,23 @@ impl MetadataHandle {
                     tokio::time::sleep(RETRY_PAUSE.min(remaining)).await;
                 }
             }
+        }
+    }
+
+    /// Waits (until `deadline`) for this node's replica to apply log entry
+    /// `index`, so a write made through another node is visible here when
+    /// it returns (read-your-writes for every front end). Past the deadline
+    /// the write still stands; this replica only lags.
+    async fn await_applied(&self, index: u64, deadline: Instant) {
+        let applied = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
+            m.last_applied.is_some_and(|l| l.index >= index)
+        };
+        if applied(&self.raft.metrics().borrow()) {
+            return;
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if self.raft.wait(Some(wait)).metrics(applied, "write applied here").await.is_err() {
+            tracing::debug!(node_id = self.node_id, index, "metadata write not yet applied here");
         }
     }
 
