@@ -23,6 +23,7 @@ use crate::kafka;
 use crate::metadata::command::{BrokerInfo, MetadataCommand};
 use crate::metadata::handle::{MetadataHandle, NewTopic};
 use crate::metadata::store::MetadataStore;
+use crate::metrics::Metrics;
 use crate::partition::failover::Failover;
 use crate::partition::manager::PartitionManager;
 use crate::partition::{leadership, retention};
@@ -61,6 +62,7 @@ pub struct Broker {
     pub raft_addr: SocketAddr,
     pub metadata: MetadataHandle,
     pub partitions: Arc<PartitionManager>,
+    kafka: Arc<kafka::ctx::Ctx>,
     config: Arc<Config>,
     storage: Arc<Storage>,
     transport: Arc<Transport>,
@@ -113,10 +115,18 @@ impl Broker {
         // leaderships over needs this node's votes.
         let raft_stop = CancellationToken::new();
         let raft_tasks = TaskTracker::new();
+        let metrics = Arc::new(Metrics::default());
+        let raft_limits = server::Limits {
+            max_frame: config.raft_max_frame_bytes,
+            max_connections: config.raft_max_connections,
+            queued_max_bytes: config.raft_queued_max_bytes,
+            frame_timeout: Duration::from_millis(config.frame_timeout_ms),
+        };
         raft_tasks.spawn(server::serve(
             raft_listener,
             registry.clone(),
-            config.raft_max_frame_bytes,
+            raft_limits,
+            metrics.raft_edge.clone(),
             raft_stop.clone(),
         ));
 
@@ -131,7 +141,8 @@ impl Broker {
             seeds,
             write_timeout,
             liveness.clone(),
-        );
+        )
+        .with_max_partitions(config.max_partitions);
         let advertised = config.advertised_kafka_addr.clone().unwrap_or_else(|| kafka_addr.to_string());
         let info = BrokerInfo {
             id: node_id,
@@ -185,9 +196,10 @@ impl Broker {
             partitions: partitions.clone(),
             producer_ids: Default::default(),
             groups,
-            metrics: Default::default(),
+            metrics: metrics.clone(),
         });
         tasks.spawn(kafka::listener::run(kafka_listener, ctx.clone(), shutdown.clone(), tasks.clone()));
+        let kafka = ctx.clone();
         let events = Arc::new(Events::default());
         tasks.spawn(events::run(events.clone(), metadata.clone(), partitions.clone(), shutdown.clone()));
         let app = http::router(Arc::new(http::Api {
@@ -198,14 +210,19 @@ impl Broker {
             shutdown: shutdown.clone(),
             next_partition: Default::default(),
         }));
-        let http_shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let serve =
-                axum::serve(http_listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "http server stopped");
-            }
-        });
+        let http_limits = http::server::Limits {
+            max_connections: config.http_max_connections,
+            max_per_ip: config.max_connections_per_ip,
+            header_timeout: Duration::from_millis(config.frame_timeout_ms),
+        };
+        tasks.spawn(http::server::serve(
+            http_listener,
+            app,
+            http_limits,
+            metrics.http_edge.clone(),
+            shutdown.clone(),
+            tasks.clone(),
+        ));
         tasks.spawn(retention::run(config.clone(), metadata.clone(), partitions.clone(), shutdown.clone()));
 
         tracing::info!(node_id, kafka = %kafka_addr, http = %http_addr, raft = %raft_addr, "ready");
@@ -216,6 +233,7 @@ impl Broker {
             raft_addr,
             metadata,
             partitions,
+            kafka,
             config,
             storage,
             transport,
@@ -254,6 +272,12 @@ impl Broker {
     /// The node's database, for tests that check what is stored.
     pub fn storage(&self) -> &Arc<Storage> {
         &self.storage
+    }
+
+    /// What the Kafka handlers run on, for in-process harnesses (the
+    /// fuzzer) that feed requests to `kafka::dispatch` without a socket.
+    pub fn kafka_context(&self) -> &Arc<kafka::ctx::Ctx> {
+        &self.kafka
     }
 
     /// Moves this node's partition and metadata leaderships to caught-up

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::Budget;
 use crate::raft::types::NodeId;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,42 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     /// Open Kafka connections at most. Default 10000.
     pub max_connections: usize,
+    /// Kafka `fetch.max.bytes`: the most one Fetch answers, whatever the
+    /// client asks (at least one batch is always returned). Default 57671680.
+    pub fetch_max_bytes: usize,
+    /// Kafka `max.connections.per.ip`: open Kafka connections from one
+    /// address at most; more are closed on accept. Default 1000 (Kafka: no
+    /// limit).
+    pub max_connections_per_ip: usize,
+    /// Kafka `connections.max.idle.ms`: a Kafka connection with nothing
+    /// received, in flight or sent for this long is closed. Default 600000.
+    pub connections_max_idle_ms: u64,
+    /// A frame (Kafka, Raft, HTTP headers) whose first bytes arrived must
+    /// arrive whole within this, waiting for the budget included, and a
+    /// response must be taken by its client within this, or the connection
+    /// is closed. Default 30000.
+    pub frame_timeout_ms: u64,
+    /// Kafka `queued.max.request.bytes`: bytes of Kafka requests being read
+    /// or served at once, over all connections; a connection whose next
+    /// frame does not fit waits (stops reading) until it does, within
+    /// `frame_timeout_ms`. An eighth is kept for frames of at most 64 KiB;
+    /// the rest must hold a `socket_request_max_bytes` frame. Default 512 MiB.
+    pub queued_max_request_bytes: usize,
+    /// Largest admin HTTP request body. Default 8 MiB.
+    pub http_max_body_bytes: usize,
+    /// Open admin HTTP connections at most (more wait to be accepted).
+    /// Default 1024.
+    pub http_max_connections: usize,
+    /// Partitions the cluster may hold, over all topics (each is a Raft
+    /// group); creates and growth past it are refused with
+    /// INVALID_PARTITIONS. Default 20000.
+    pub max_partitions: usize,
+    /// Open connections to the Raft listener at most. Default 1024.
+    pub raft_max_connections: usize,
+    /// Bytes of Raft frames being read or served at once, over all
+    /// connections; seven eighths must hold a `raft_max_frame_bytes` frame.
+    /// Default 512 MiB.
+    pub raft_queued_max_bytes: usize,
     /// Requests decoded ahead of the one being answered, per connection. Default 16.
     pub max_inflight_requests: usize,
     /// Kafka `log.retention.ms` (-1 = forever). Default 7 days.
@@ -169,6 +206,16 @@ impl Default for Config {
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            fetch_max_bytes: 57_671_680,
+            max_connections_per_ip: 1_000,
+            connections_max_idle_ms: 600_000,
+            frame_timeout_ms: 30_000,
+            queued_max_request_bytes: 512 * 1024 * 1024,
+            http_max_body_bytes: 8 * 1024 * 1024,
+            http_max_connections: 1_024,
+            max_partitions: 20_000,
+            raft_max_connections: 1_024,
+            raft_queued_max_bytes: 512 * 1024 * 1024,
             max_inflight_requests: 16,
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
@@ -262,6 +309,28 @@ impl Config {
         }
         if self.max_connections == 0 || self.max_inflight_requests == 0 {
             return invalid("max_connections", "limits must be at least 1");
+        }
+        if self.max_connections_per_ip == 0
+            || self.raft_max_connections == 0
+            || self.http_max_connections == 0
+        {
+            return invalid("max_connections_per_ip", "limits must be at least 1");
+        }
+        if self.frame_timeout_ms == 0 || self.connections_max_idle_ms == 0 {
+            return invalid("frame_timeout_ms", "timeouts must be at least 1 ms");
+        }
+        // The largest frame, with its 4-byte length, must fit the budget's
+        // large lane (seven eighths of it, `net::budget`).
+        let fits =
+            |budget: usize, frame: usize| Budget::new(budget).largest_frame() >= frame.saturating_add(4);
+        if !fits(self.queued_max_request_bytes, self.socket_request_max_bytes) {
+            return invalid(
+                "queued_max_request_bytes",
+                "must hold a socket_request_max_bytes frame in 7/8 of it",
+            );
+        }
+        if !fits(self.raft_queued_max_bytes, self.raft_max_frame_bytes) {
+            return invalid("raft_queued_max_bytes", "must hold a raft_max_frame_bytes frame in 7/8 of it");
         }
         if self.raft_heartbeat_interval_ms == 0
             || self.raft_election_timeout_ms <= self.raft_heartbeat_interval_ms

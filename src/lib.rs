@@ -9,6 +9,7 @@
 //! - `partition` — one Raft group per partition: batches, offsets, log, retention.
 //! - `raft`      — openraft glue: type configs, log storage, multi-raft transport.
 //! - `storage`   — the broker's RocksDB: column families, keys, fsync policy.
+//! - `net`       — the socket edge: cancel-safe frames, byte budgets, per-IP limits.
 //! - `config`    — every setting, its default, file/env/flag layering.
 //! - `broker`    — builds a node from its config; ordered shutdown.
 //! - `cli`       — the client verbs of the binary, over the admin HTTP API.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod kafka;
 pub mod metadata;
 pub mod metrics;
+pub mod net;
 pub mod partition;
 pub mod protocol;
 pub mod raft;

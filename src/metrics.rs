@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 
 use crate::events::Events;
 use crate::metadata::handle::MetadataHandle;
+use crate::net::stats::EdgeStats;
 use crate::partition::manager::PartitionManager;
 use crate::storage::Storage;
 
@@ -52,14 +53,22 @@ pub struct Metrics {
     requests: Family<ApiLabels, Counter>,
     latency: LatencyFamily,
     commit_latency: Histogram,
+    /// What the Kafka, Raft and HTTP listeners refused and hold.
+    pub kafka_edge: Arc<EdgeStats>,
+    pub raft_edge: Arc<EdgeStats>,
+    pub http_edge: Arc<EdgeStats>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let refused = Family::default();
         Self {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             commit_latency: latency_histogram(),
+            kafka_edge: Arc::new(EdgeStats::new("kafka", refused.clone())),
+            raft_edge: Arc::new(EdgeStats::new("raft", refused.clone())),
+            http_edge: Arc::new(EdgeStats::new("http", refused)),
         }
     }
 }
@@ -91,7 +100,19 @@ impl Metrics {
             "Produce appends: proposal to majority commit",
             self.commit_latency.clone(),
         );
+        // One family for both listeners, labelled by `listener`.
+        let refused = self.kafka_edge.refusal_family();
+        registry.register(
+            "connections_refused",
+            "Connections the broker closed or never admitted, per listener and reason",
+            refused,
+        );
         registry.register_collector(Box::new(live));
+        registry.register_collector(Box::new(Edges([
+            self.kafka_edge.clone(),
+            self.raft_edge.clone(),
+            self.http_edge.clone(),
+        ])));
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
             tracing::warn!(error = %e, "cannot render metrics");
@@ -218,5 +239,34 @@ impl Collector for Live {
         family(&mut encoder, "rocksdb_sst_bytes", "Bytes in SST files, per column family", sst)?;
         family(&mut encoder, "rocksdb_memtable_bytes", "Bytes in memtables, per column family", mem)?;
         Ok(())
+    }
+}
+
+/// Open connections and budget in use, per listener, read at scrape time.
+#[derive(Debug)]
+struct Edges([Arc<EdgeStats>; 3]);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+impl Collector for Edges {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let rows = |f: fn(&EdgeStats) -> i64| {
+            self.0.iter().map(|e| (ListenerLabels { listener: e.listener }, f(e))).collect()
+        };
+        family(
+            &mut encoder,
+            "connections_open",
+            "Open connections, per listener",
+            rows(|e| e.open_connections()),
+        )?;
+        family(
+            &mut encoder,
+            "queued_request_bytes",
+            "Bytes of requests being read or served, per listener (its budget in use)",
+            rows(|e| e.queued_bytes() as i64),
+        )
     }
 }

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::partition::inflate;
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::group::membership::{Committed, Group, GroupSnapshot, MemberInfo};
@@ -163,9 +163,8 @@ pub fn encode(entries: &[Entry]) -> Result<Bytes, RecordsError> {
 /// after the last record read. Records that do not decode are skipped with a
 /// warning rather than failing the whole load.
 pub fn replay(bytes: Bytes, groups: &mut HashMap<String, Group>, now: Instant) -> Result<i64, RecordsError> {
-    let mut buf = bytes;
     let mut next = -1;
-    for set in RecordBatchDecoder::decode_all(&mut buf).map_err(|e| RecordsError::Batch(e.to_string()))? {
+    for set in inflate::decode_all(bytes).map_err(|e| RecordsError::Batch(e.to_string()))? {
         for r in set.records {
             next = next.max(r.offset + 1);
             let Some(key) = r.key.as_ref().and_then(|k| storage::decode::<Key>("group key", k).ok()) else {

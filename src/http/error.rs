@@ -76,6 +76,7 @@ impl From<MetadataError> for ApiError {
         let status = match &e {
             MetadataError::InvalidTopicName { .. }
             | MetadataError::InvalidPartitions(_)
+            | MetadataError::TooManyPartitions { .. }
             | MetadataError::InvalidReplicationFactor { .. }
             | MetadataError::InvalidConfig(TopicConfigError::Unknown(_) | TopicConfigError::Invalid { .. })
             | MetadataError::Rejected(Rejection::PartitionsNotIncreasing { .. }) => StatusCode::BAD_REQUEST,
@@ -112,7 +113,8 @@ impl From<GroupError> for ApiError {
 }
 
 /// `Json<T>` whose rejections are JSON errors: 415 without a JSON content
-/// type, 400 for a body that does not parse or does not fit `T`.
+/// type, 413 for a body past `http_max_body_bytes`, 400 for a body that does
+/// not parse or does not fit `T`.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
@@ -125,6 +127,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "expected a JSON body with Content-Type: application/json",
             )),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is larger than the limit"))
+            }
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }

@@ -12,12 +12,14 @@ pub mod groups;
 pub mod openapi;
 pub mod peer;
 pub mod records;
+pub mod server;
 pub mod status;
 pub mod topics;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -44,6 +46,7 @@ pub struct Api {
 pub type AppState = Arc<Api>;
 
 pub fn router(state: AppState) -> Router {
+    let body_limit = DefaultBodyLimit::max(state.ctx.config.http_max_body_bytes);
     Router::new()
         .route("/", get(cluster::page))
         .route("/metrics", get(cluster::metrics))
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/internal/groups", get(groups::local_list))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(body_limit)
         .with_state(state)
 }
 

@@ -24,6 +24,9 @@ pub const FORWARDED: &str = "x-raftka-forwarded";
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(35);
 /// How long a node waits for each other node when gathering.
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest answer taken from another node (a REST read answers at most
+/// 16 MiB of record bytes, base64 and JSON around them).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Peers {
@@ -65,8 +68,7 @@ impl Peers {
             ApiError::unavailable(format!("node at {http_addr} did not answer: {e}"))
         })?;
         let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let bytes = resp
-            .bytes()
+        let bytes = read_bounded(resp)
             .await
             .map_err(|e| ApiError::unavailable(format!("node at {http_addr} broke off its answer: {e}")))?;
         Ok((status, bytes))
@@ -118,6 +120,18 @@ impl Peers {
         if !resp.status().is_success() {
             return None;
         }
-        resp.json().await.ok()
+        serde_json::from_slice(&read_bounded(resp).await.ok()?).ok()
     }
+}
+
+/// A peer's answer body, refused past `MAX_ANSWER_BYTES` rather than held.
+async fn read_bounded(mut resp: reqwest::Response) -> Result<Bytes, String> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!("answer larger than {MAX_ANSWER_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }

@@ -71,6 +71,10 @@ fn broker_configs(ctx: &Ctx) -> Vec<(String, String, ConfigSource)> {
         ("default.replication.factor", c.default_replication_factor.to_string()),
         ("message.max.bytes", c.message_max_bytes.to_string()),
         ("socket.request.max.bytes", c.socket_request_max_bytes.to_string()),
+        ("queued.max.request.bytes", c.queued_max_request_bytes.to_string()),
+        ("max.connections.per.ip", c.max_connections_per_ip.to_string()),
+        ("connections.max.idle.ms", c.connections_max_idle_ms.to_string()),
+        ("fetch.max.bytes", c.fetch_max_bytes.to_string()),
         ("log.retention.ms", c.log_retention_ms.to_string()),
         ("log.retention.bytes", c.log_retention_bytes.to_string()),
     ]

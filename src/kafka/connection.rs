@@ -1,74 +1,157 @@
 //! One client connection: reads frames, decodes headers, runs up to
 //! `max_inflight_requests` requests at once and writes their responses in
-//! request order. A protocol error (oversized or malformed frame, unknown API
-//! key or version) is logged once and closes this connection only.
+//! request order. Frames come from `net::FrameReader`, which keeps a partly
+//! read frame in its own buffer, so racing it against finished responses in
+//! `select!` never loses the client's place in its byte stream. Each frame
+//! holds its bytes of the listener's budget until its response is written.
+//!
+//! A connection ends when the client closes it, on a protocol error (an
+//! oversized or malformed frame, an unknown API key or version: logged once by
+//! the listener, this connection only), when a begun frame is not finished or
+//! a response not taken within `frame_timeout_ms`, or after
+//! `connections_max_idle_ms` with nothing received, in flight or sent.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::kafka::ctx::Ctx;
 use crate::kafka::dispatch::dispatch;
-use crate::protocol::frame::read_frame;
+use crate::net::{Budget, FrameError, FrameReader, Refusal};
 use crate::protocol::header::decode_request;
 use crate::protocol::ProtocolError;
 
-pub async fn serve(ctx: Arc<Ctx>, stream: TcpStream) -> Result<(), ProtocolError> {
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// Why the broker ended a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum Closed {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("a response was not taken within {0:?}")]
+    WriteTimeout(Duration),
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+}
+
+impl Closed {
+    /// What `/metrics` counts this as; `None` for the network failing under
+    /// us and for our own failures, which are not the client's doing.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Closed::Protocol(e) => match e {
+                ProtocolError::Frame(FrameError::TooLarge { .. }) => Some(Refusal::FrameTooLarge),
+                ProtocolError::Frame(FrameError::NegativeLength(_)) => Some(Refusal::NegativeLength),
+                ProtocolError::Frame(FrameError::Truncated { .. }) => Some(Refusal::Truncated),
+                ProtocolError::Frame(FrameError::Timeout(_)) => Some(Refusal::FrameTimeout),
+                ProtocolError::Frame(FrameError::Io(_)) | ProtocolError::Io(_) => None,
+                ProtocolError::Malformed(_) => Some(Refusal::Malformed),
+                ProtocolError::UnknownApiKey(_) => Some(Refusal::UnknownApiKey),
+                ProtocolError::UnsupportedVersion { .. } => Some(Refusal::UnsupportedVersion),
+                ProtocolError::Encode { .. } => None,
+            },
+            Closed::WriteTimeout(_) => Some(Refusal::WriteTimeout),
+            Closed::Idle(_) => Some(Refusal::Idle),
+        }
+    }
+}
+
+pub async fn serve(ctx: Arc<Ctx>, stream: TcpStream, budget: &Budget) -> Result<(), Closed> {
     let _ = stream.set_nodelay(true);
     // Kafka shows a group member's host as "/ip".
     let client_host: Arc<str> =
         stream.peer_addr().map_or_else(|_| "/".into(), |a| format!("/{}", a.ip()).into());
     let (read, write) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read);
-    let mut writer = BufWriter::with_capacity(64 * 1024, write);
-    let max_frame = ctx.config.socket_request_max_bytes;
+    let frame_timeout = Duration::from_millis(ctx.config.frame_timeout_ms);
+    let mut frames = FrameReader::new(read, ctx.config.socket_request_max_bytes, frame_timeout);
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
     let max_inflight = ctx.config.max_inflight_requests;
+    let idle_timeout = Duration::from_millis(ctx.config.connections_max_idle_ms);
     let mut inflight = FuturesOrdered::new();
     let mut reading = true;
+    let mut was_full = false;
     let mut failure: Option<ProtocolError> = None;
+    let mut last_active = Instant::now();
+    let timer = tokio::time::sleep(idle_timeout);
+    tokio::pin!(timer);
     loop {
+        let can_read = reading && inflight.len() < max_inflight;
+        if can_read && was_full {
+            // We stopped reading, not the client: its frame clock restarts.
+            frames.restart_clock();
+        }
+        was_full = reading && !can_read;
+        // Idle means nothing in flight and no frame arriving (a begun frame
+        // has its own, shorter deadline inside the reader).
+        let idle = inflight.is_empty() && !frames.in_frame();
+        timer.as_mut().reset(if idle { last_active + idle_timeout } else { Instant::now() + idle_timeout });
         tokio::select! {
-            frame = read_frame(&mut reader, max_frame), if reading && inflight.len() < max_inflight => {
+            frame = frames.next(budget), if can_read => {
                 match frame {
-                    Ok(Some(bytes)) => match decode_request(bytes) {
-                        Ok(req) => {
-                            let (ctx, host) = (ctx.clone(), client_host.clone());
-                            inflight.push_back(async move { dispatch(&ctx, req, &host).await });
+                    Ok(Some(frame)) => {
+                        last_active = Instant::now();
+                        match decode_request(frame.body) {
+                            Ok(req) => {
+                                let (ctx, host, reservation) = (ctx.clone(), client_host.clone(), frame.reservation);
+                                inflight.push_back(async move {
+                                    let reply = dispatch(&ctx, req, &host).await;
+                                    drop(reservation);
+                                    reply
+                                });
+                            }
+                            Err(e) => { failure = Some(e); reading = false; }
                         }
-                        Err(e) => { failure = Some(e); reading = false; }
-                    },
+                    }
                     Ok(None) => reading = false,
-                    Err(e) => { failure = Some(e); reading = false; }
+                    Err(e) => { failure = Some(e.into()); reading = false; }
                 }
             }
             Some(reply) = inflight.next(), if !inflight.is_empty() => {
+                last_active = Instant::now();
                 match reply {
                     Ok(Some(bytes)) => {
-                        writer.write_all(&bytes).await?;
+                        within(frame_timeout, writer.write_all(&bytes)).await?;
                         if inflight.is_empty() {
-                            writer.flush().await?;
+                            within(frame_timeout, writer.flush()).await?;
                         }
                     }
                     Ok(None) => {}
                     Err(e) => {
                         // Answer nothing more on a connection whose request we
                         // could not serve, as Kafka does.
-                        writer.flush().await?;
-                        return Err(e);
+                        within(frame_timeout, writer.flush()).await?;
+                        return Err(e.into());
                     }
                 }
             }
-            else => break,
+            () = &mut timer => {
+                if inflight.is_empty() && !frames.in_frame() {
+                    return Err(Closed::Idle(idle_timeout));
+                }
+            }
         }
         if !reading && inflight.is_empty() {
             break;
         }
     }
-    writer.flush().await?;
+    within(frame_timeout, writer.flush()).await?;
     match failure {
-        Some(e) => Err(e),
+        Some(e) => Err(e.into()),
         None => Ok(()),
+    }
+}
+
+/// A write the client must take within `limit`.
+async fn within(
+    limit: Duration,
+    write: impl std::future::Future<Output = std::io::Result<()>>,
+) -> Result<(), Closed> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(result) => result.map_err(|e| Closed::Protocol(e.into())),
+        Err(_) => Err(Closed::WriteTimeout(limit)),
     }
 }

@@ -10,6 +10,7 @@ use crate::metadata::handle::MetadataError;
 use crate::partition::batch::BatchError;
 use crate::partition::command::AppendRejection;
 use crate::partition::handle::PartitionError;
+use crate::partition::inflate::InflateError;
 use crate::partition::log::ReadError;
 
 pub fn partition_code(e: &PartitionError) -> ResponseError {
@@ -43,8 +44,14 @@ pub fn batch_code(e: &BatchError) -> ResponseError {
             ResponseError::CorruptMessage
         }
         BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
-        BatchError::Empty | BatchError::NonSequentialOffsets { .. } | BatchError::Transactional => {
-            ResponseError::InvalidRecord
+        BatchError::Empty
+        | BatchError::NonSequentialOffsets { .. }
+        | BatchError::Transactional
+        | BatchError::BadRecord { .. }
+        | BatchError::TrailingBytes { .. } => ResponseError::InvalidRecord,
+        BatchError::Inflate(InflateError::TooLarge { .. }) => ResponseError::MessageTooLarge,
+        BatchError::Inflate(InflateError::Corrupt(_) | InflateError::UnknownCodec(_)) => {
+            ResponseError::CorruptMessage
         }
     }
 }
@@ -57,7 +64,9 @@ pub fn metadata_code(e: &MetadataError) -> ResponseError {
         MetadataError::Rejected(Rejection::PartitionsNotIncreasing { .. }) => {
             ResponseError::InvalidPartitions
         }
-        MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        MetadataError::InvalidPartitions(_) | MetadataError::TooManyPartitions { .. } => {
+            ResponseError::InvalidPartitions
+        }
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
         // Retriable for clients: the metadata group has no reachable leader.

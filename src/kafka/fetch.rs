@@ -25,7 +25,10 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
-    let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
+    // The broker's `fetch.max.bytes` caps what a client may ask for (v0-2
+    // requests carry no limit at all).
+    let cap = ctx.config.fetch_max_bytes;
+    let max_bytes = if req.max_bytes > 0 { (req.max_bytes as usize).min(cap) } else { cap };
     loop {
         let mut watchers: Vec<watch::Receiver<LogOffsets>> = Vec::new();
         let started = std::time::Instant::now();

@@ -73,13 +73,17 @@ pub async fn append_records(
     let max = ctx.metadata.state().topic(topic).map_or(i64::from(ctx.config.message_max_bytes), |t| {
         Effective::resolve(&t.configs, &ctx.config).max_message_bytes
     });
-    let batches = batch::validate(&records).map_err(|e| {
+    let rejected = |e: batch::BatchError| {
         tracing::info!(topic, partition, error = %e, "produce rejected");
         batch_code(&e)
-    })?;
+    };
+    let batches = batch::validate(&records).map_err(rejected)?;
     if let Some((_, big)) = batches.iter().find(|(_, b)| b.len() as i64 > max) {
         tracing::info!(topic, partition, size = big.len(), max, "record batch too large");
         return Err(ResponseError::MessageTooLarge);
+    }
+    for (header, bytes) in &batches {
+        batch::check_records(header, bytes).map_err(rejected)?;
     }
     let started = std::time::Instant::now();
     let appended = handle.append(records, timeout).await.map_err(|e| {

@@ -31,6 +31,8 @@ pub enum MetadataError {
     Rejected(#[from] Rejection),
     #[error("partition count must be at least 1, got {0}")]
     InvalidPartitions(i32),
+    #[error("{requested} more partitions would pass the cluster's limit of {limit} ({existing} exist)")]
+    TooManyPartitions { requested: usize, existing: usize, limit: usize },
     #[error("replication factor {requested} is invalid: {available} broker(s) available")]
     InvalidReplicationFactor { requested: i32, available: usize },
     #[error(transparent)]
@@ -63,6 +65,7 @@ pub struct MetadataHandle {
     seeds: Vec<String>,
     write_timeout: Duration,
     liveness: Arc<Liveness>,
+    max_partitions: usize,
 }
 
 /// Where to send a metadata write.
@@ -99,7 +102,23 @@ impl MetadataHandle {
         write_timeout: Duration,
         liveness: Arc<Liveness>,
     ) -> Self {
-        Self { node_id, raft, state, transport, seeds, write_timeout, liveness }
+        Self { node_id, raft, state, transport, seeds, write_timeout, liveness, max_partitions: usize::MAX }
+    }
+
+    /// Refuses topic creates and growth past `max` partitions in the cluster.
+    pub fn with_max_partitions(mut self, max: usize) -> Self {
+        self.max_partitions = max;
+        self
+    }
+
+    /// Partitions are Raft groups: refuse more than the cluster may hold
+    /// before anything is placed (a count of 2^31 would be allocated first).
+    fn check_partition_limit(&self, requested: usize) -> Result<(), MetadataError> {
+        let existing: usize = self.state().topics.values().map(|t| t.partitions.len()).sum();
+        if existing.saturating_add(requested) > self.max_partitions {
+            return Err(MetadataError::TooManyPartitions { requested, existing, limit: self.max_partitions });
+        }
+        Ok(())
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -244,6 +263,7 @@ impl MetadataHandle {
         if req.partitions < 1 {
             return Err(MetadataError::InvalidPartitions(req.partitions));
         }
+        self.check_partition_limit(req.partitions as usize)?;
         let brokers = self.live_brokers();
         if req.replication_factor < 1 || req.replication_factor as usize > brokers.len() {
             return Err(MetadataError::InvalidReplicationFactor {
@@ -298,6 +318,7 @@ impl MetadataHandle {
                 Rejection::PartitionsNotIncreasing { current, requested: count.max(0) as usize }.into()
             );
         }
+        self.check_partition_limit(count as usize - current)?;
         let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
         let brokers = self.live_brokers();
         if rf > brokers.len() {

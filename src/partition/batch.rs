@@ -11,13 +11,15 @@
 
 use bytes::Bytes;
 
+use crate::partition::inflate::{self, InflateError};
+
 pub const HEADER_LEN: usize = 61;
 const LENGTH_PREFIX: usize = 12;
 const CRC_START: usize = 21;
 const TRANSACTIONAL: i16 = 0x10;
 const CONTROL: i16 = 0x20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     #[error("record batch is truncated")]
     Truncated,
@@ -33,6 +35,12 @@ pub enum BatchError {
     NonSequentialOffsets { count: i32, delta: i32 },
     #[error("transactional and control batches are not supported")]
     Transactional,
+    #[error(transparent)]
+    Inflate(#[from] InflateError),
+    #[error("record {index} of the batch is malformed: {reason}")]
+    BadRecord { index: i32, reason: &'static str },
+    #[error("the batch holds {extra} bytes after its last record")]
+    TrailingBytes { extra: usize },
 }
 
 /// The fixed header of one stored or received batch.
@@ -142,6 +150,89 @@ pub fn validate(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError
         return Err(BatchError::Empty);
     }
     Ok(out)
+}
+
+/// The leader's check of one batch's records, beyond what `validate` reads
+/// from its header: the records section inflates within the batch's limit
+/// (`partition::inflate::limit_for`) and holds exactly `records_count` well-formed
+/// records whose offset deltas run 0, 1, 2, … — what makes every stored batch
+/// readable later and its offsets contiguous. Walks the records without
+/// allocating them. Not run again when a replica applies the batch: what
+/// the leader accepted is in the log as it was checked.
+pub fn check_records(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
+    check_records_within(header, batch, inflate::limit_for(batch.len()))
+}
+
+fn check_records_within(header: &BatchHeader, batch: &[u8], inflate_limit: usize) -> Result<(), BatchError> {
+    let section = batch.get(HEADER_LEN..).ok_or(BatchError::Truncated)?;
+    let codec = inflate::codec(header.attributes)?;
+    let inflated;
+    let mut records = match codec {
+        kafka_protocol::records::Compression::None => section,
+        other => {
+            inflated = inflate::inflate(other, section, inflate_limit)?;
+            &inflated[..]
+        }
+    };
+    for index in 0..header.records_count {
+        let bad = |reason| BatchError::BadRecord { index, reason };
+        let len = varint(&mut records).ok_or(bad("length"))?;
+        let mut r = take(&mut records, len).ok_or(bad("length past the end"))?;
+        take(&mut r, 1).ok_or(bad("attributes"))?;
+        varint(&mut r).ok_or(bad("timestamp delta"))?;
+        if varint(&mut r) != Some(i64::from(index)) {
+            return Err(bad("offset delta out of sequence"));
+        }
+        let key = varint(&mut r).ok_or(bad("key length"))?;
+        nullable(&mut r, key).ok_or(bad("key"))?;
+        let value = varint(&mut r).ok_or(bad("value length"))?;
+        nullable(&mut r, value).ok_or(bad("value"))?;
+        let headers = varint(&mut r).ok_or(bad("header count"))?;
+        for _ in 0..headers.max(0) {
+            let k = varint(&mut r).ok_or(bad("header key length"))?;
+            take(&mut r, k).ok_or(bad("header key"))?;
+            let v = varint(&mut r).ok_or(bad("header value length"))?;
+            nullable(&mut r, v).ok_or(bad("header value"))?;
+        }
+        if headers < 0 || !r.is_empty() {
+            return Err(bad("length does not match its fields"));
+        }
+    }
+    if !records.is_empty() {
+        return Err(BatchError::TrailingBytes { extra: records.len() });
+    }
+    Ok(())
+}
+
+/// A zig-zag varint (Kafka's `varint`/`varlong`), at most 10 bytes.
+fn varint(b: &mut &[u8]) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for i in 0..10 {
+        let (&byte, rest) = b.split_first()?;
+        *b = rest;
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// `len` bytes off the front of `b`; `None` for a negative or too long `len`.
+fn take<'a>(b: &mut &'a [u8], len: i64) -> Option<&'a [u8]> {
+    let len = usize::try_from(len).ok()?;
+    let (head, rest) = (b.get(..len)?, b.get(len..)?);
+    *b = rest;
+    Some(head)
+}
+
+/// Like `take`, with -1 meaning null.
+fn nullable<'a>(b: &mut &'a [u8], len: i64) -> Option<&'a [u8]> {
+    if len == -1 {
+        Some(&[])
+    } else {
+        take(b, len)
+    }
 }
 
 /// Writes the offset and leader epoch the partition assigned into a batch.
@@ -277,6 +368,82 @@ pub(crate) mod tests {
         let mut bad_magic = b.to_vec();
         bad_magic[16] = 1;
         assert_eq!(validate(&Bytes::from(bad_magic)), Err(BatchError::UnsupportedMagic(1)));
+    }
+
+    #[test]
+    fn records_are_checked_for_every_codec() {
+        for c in
+            [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
+        {
+            let b = batch(20, c);
+            let (h, bytes) = validate(&b).unwrap().remove(0);
+            assert_eq!(check_records(&h, &bytes), Ok(()), "{c:?}");
+            assert!(
+                matches!(check_records_within(&h, &bytes, 100), Err(BatchError::Inflate(_)) | Ok(())),
+                "{c:?}: a limit below the inflated size refuses compressed batches"
+            );
+        }
+        let b = batch(20, Compression::Gzip);
+        let (h, bytes) = validate(&b).unwrap().remove(0);
+        assert_eq!(
+            check_records_within(&h, &bytes, 100),
+            Err(BatchError::Inflate(InflateError::TooLarge { limit: 100 }))
+        );
+    }
+
+    /// A batch whose header says more (or fewer) records than it holds, or
+    /// whose records repeat an offset, is refused even with a valid CRC.
+    #[test]
+    fn records_that_disagree_with_their_header_are_refused() {
+        let b = batch(3, Compression::None).to_vec();
+        let (h, _) = validate(&Bytes::from(b.clone())).unwrap().remove(0);
+        let recrc = |mut v: Vec<u8>| {
+            let crc = crc32c::crc32c(&v[CRC_START..]);
+            v[17..21].copy_from_slice(&crc.to_be_bytes());
+            v
+        };
+        let fewer = BatchHeader { records_count: 2, ..h };
+        assert!(matches!(check_records(&fewer, &b), Err(BatchError::TrailingBytes { .. })));
+        let more = BatchHeader { records_count: 4, ..h };
+        assert!(matches!(check_records(&more, &b), Err(BatchError::BadRecord { index: 3, .. })));
+        // The second record's offset delta (after its length, attributes and
+        // timestamp delta varints) rewritten from 1 to 0.
+        let first_len = b[HEADER_LEN] as usize / 2;
+        let second = HEADER_LEN + 1 + first_len;
+        let mut repeated = b.clone();
+        assert_eq!(repeated[second + 3], 2, "offset delta 1, zig-zag encoded");
+        repeated[second + 3] = 0;
+        let repeated = recrc(repeated);
+        let (h2, bytes) = validate(&Bytes::from(repeated)).unwrap().remove(0);
+        assert!(matches!(check_records(&h2, &bytes), Err(BatchError::BadRecord { index: 1, .. })));
+    }
+
+    #[test]
+    fn varints_decode_as_kafka_writes_them() {
+        for (bytes, want) in [
+            (&[0u8][..], 0i64),
+            (&[1], -1),
+            (&[2], 1),
+            (&[0xac, 0x02], 150),
+            (&[0xff, 0xff, 0xff, 0xff, 0x0f], -2147483648),
+        ] {
+            let mut b = bytes;
+            assert_eq!(varint(&mut b), Some(want), "{bytes:?}");
+            assert!(b.is_empty());
+        }
+        assert_eq!(varint(&mut &[0x80u8; 11][..]), None, "more than ten bytes");
+        assert_eq!(varint(&mut &[0x80u8][..]), None, "cut short");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_records_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), count in 0i32..50) {
+            let mut v = batch(1, Compression::None).to_vec();
+            v.truncate(HEADER_LEN);
+            v.extend_from_slice(&data);
+            let h = BatchHeader { records_count: count, ..BatchHeader::parse(&v).unwrap() };
+            let _ = check_records(&h, &v);
+        }
     }
 
     proptest::proptest! {

@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
+use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, RecordSet};
+
+use crate::partition::inflate;
 
 /// What to do with one stored batch.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,9 +38,9 @@ pub struct Latest {
     last: HashMap<Bytes, i64>,
 }
 
+/// A batch that does not decode (within its inflate limit) is kept whole.
 fn decode(batch: &[u8]) -> Option<RecordSet> {
-    let mut buf = Bytes::copy_from_slice(batch);
-    RecordBatchDecoder::decode(&mut buf).ok()
+    inflate::decode(batch).ok()
 }
 
 impl Latest {

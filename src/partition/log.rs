@@ -167,7 +167,6 @@ impl PartitionLog {
 
 /// Decodes one stored batch (decompressing it) to find a record by timestamp.
 fn first_record_at_or_after(batch: Bytes, timestamp: i64) -> Option<(i64, i64)> {
-    let mut buf = batch;
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    let set = crate::partition::inflate::decode(&batch).ok()?;
     set.records.iter().find(|r| r.timestamp >= timestamp).map(|r| (r.offset, r.timestamp))
 }

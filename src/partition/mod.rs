@@ -10,6 +10,7 @@ pub mod command;
 pub mod compact;
 pub mod failover;
 pub mod handle;
+pub mod inflate;
 pub mod leadership;
 pub mod log;
 pub mod manager;

@@ -1,12 +1,12 @@
 //! Failures at the wire edge. Each closes the connection it happened on (the
 //! Kafka broker does the same); none affects any other connection.
 
+use crate::net::FrameError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("frame of {size} bytes exceeds socket_request_max_bytes {max}")]
-    FrameTooLarge { size: usize, max: usize },
-    #[error("negative frame length {0}")]
-    NegativeLength(i32),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     #[error("malformed request: {0}")]
     Malformed(String),
     #[error("unknown api key {0}")]

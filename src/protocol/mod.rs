@@ -1,8 +1,8 @@
-//! The Kafka wire edge: framing, request headers, response frames and the
-//! protocol error type. Knows nothing of partitions, Raft or storage.
+//! The Kafka wire edge: request headers, response frames and the protocol
+//! error type (frames themselves are `net::frame`'s). Knows nothing of
+//! partitions, Raft or storage.
 
 pub mod error;
-pub mod frame;
 pub mod header;
 
 pub use error::ProtocolError;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::net::FrameError;
 use crate::raft::types::GroupId;
 use crate::storage;
 
@@ -42,6 +43,8 @@ pub enum WireError {
     #[error("frame of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
     #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
     Codec(#[from] storage::StorageError),
 }
 
@@ -58,7 +61,9 @@ pub async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
     Ok(())
 }
 
-/// Reads one frame; `Ok(None)` on a clean end of stream.
+/// Reads one frame; `Ok(None)` on a clean end of stream. The client side of
+/// a call: strictly one reply after one request, so a plain reader will do.
+/// The body grows as its bytes arrive, never to the announced size up front.
 pub async fn read_frame<R: AsyncReadExt + Unpin, T: serde::de::DeserializeOwned>(
     r: &mut R,
     max: usize,
@@ -73,7 +78,15 @@ pub async fn read_frame<R: AsyncReadExt + Unpin, T: serde::de::DeserializeOwned>
     if size > max {
         return Err(WireError::TooLarge { size, max });
     }
-    let mut body = vec![0u8; size];
-    r.read_exact(&mut body).await?;
-    Ok(Some(storage::decode("rpc frame", &body)?))
+    let mut body = Vec::new();
+    r.take(size as u64).read_to_end(&mut body).await?;
+    if body.len() < size {
+        return Err(WireError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
+    Ok(Some(decode(&body)?))
+}
+
+/// Decodes one frame body (a request on the server, a reply on the client).
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    Ok(storage::decode("rpc frame", body)?)
 }
