@@ -6,7 +6,7 @@ VENV := .venv/clients
 VENV2 := .venv/kafka-python-2
 PYTEST_ARGS ?=
 
-.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups bench-http venv
+.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups bench-http bench-edge fuzz fuzz-corpus venv
 
 ## A local cluster on this machine (Ctrl-C stops it).
 run: build
@@ -14,6 +14,17 @@ run: build
 
 stop:
 	scripts/cluster down
+
+## Fuzzing on stable Rust (tests/it/fuzz): FUZZ_INPUTS inputs per target
+## (Kafka requests through dispatch, record batches, Raft frames); `make test`
+## runs a 100,000-input slice of each.
+FUZZ_INPUTS ?= 10000000
+fuzz: build
+	FUZZ_INPUTS=$(FUZZ_INPUTS) cargo test --test it fuzz::targets -- --nocapture --test-threads=1
+
+## Captures the fuzz corpus (tests/corpus/kafka) from every client.
+fuzz-corpus: venv build
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python tests/corpus/capture.py
 
 ## Everything CI runs: system packages, the build, Rust tests, client suites.
 ## (clippy is `make lint`: its check build of RocksDB's C++ is a second ~20-minute
@@ -52,7 +63,7 @@ client-test: venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python -m pytest -q tests/clients $(PYTEST_ARGS)
 	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS)
 
-bench: bench-node bench-cluster bench-groups bench-http
+bench: bench-node bench-cluster bench-groups bench-http bench-edge
 
 bench-tools: deps venv build
 	cargo build --release --manifest-path bench/consume-perf/Cargo.toml
@@ -68,6 +79,11 @@ bench-cluster: bench-tools
 ## Consumer groups: rebalance time, commit throughput (issue 4).
 bench-groups: deps venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/groups.py
+
+## The Kafka listener under load and under attack (issue 12).
+bench-edge: bench-tools
+	bench/tools/build-rdkafka-performance $(CARGO_TARGET_DIR)/bench/rdkafka_performance
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/edge.py
 
 fmt:
 	cargo fmt

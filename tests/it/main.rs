@@ -5,7 +5,9 @@
 
 mod bad_input;
 mod common;
+mod fuzz;
 mod groups;
+mod hostile;
 mod http_api;
 mod produce_fetch;
 mod storage_recovery;

@@ -108,7 +108,10 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
         Self { stream, correlation: 0 }
     }
 
