@@ -3,9 +3,10 @@
 healthy: librdkafka's own rdkafka_performance (built by
   bench/tools/build-rdkafka-performance against Debian's librdkafka 2.0.2)
   produces EDGE_RECORDS (default 10,000,000) 100-byte records with acks=all
-  to a one-node broker, then a fixed-rate run (EDGE_RATE records/s for
-  EDGE_RATE_SECONDS) with per-message latency. Reported: throughput, ack
-  latency, and how many connections the broker closed — `closing kafka
+  to a one-node broker, EDGE_RUNS times (default 3), then as many fixed-rate
+  runs (EDGE_RATE records/s for EDGE_RATE_SECONDS) with per-message latency.
+  Reported: throughput and ack latency (medians of the runs), and how many
+  connections the broker closed — `closing kafka
   connection` lines in its log and `raftka_connections_refused_total` — which
   must be zero.
 attack: EDGE_CONNECTIONS (default 5,000) connections from ten loopback
@@ -43,6 +44,7 @@ RATE_SECONDS = int(os.environ.get("EDGE_RATE_SECONDS", "20"))
 CONNECTIONS = int(os.environ.get("EDGE_CONNECTIONS", "5000"))
 SENT = int(os.environ.get("EDGE_SENT", str(64 * 1024)))
 FULL = int(os.environ.get("EDGE_FULL", "20"))
+RUNS = int(os.environ.get("EDGE_RUNS", "3"))
 FRAME = 100 * 1024 * 1024
 
 
@@ -80,9 +82,17 @@ def create_topic(broker, name, partitions):
 
 
 def perf(args, timeout):
-    started = time.monotonic()
+    """Runs rdkafka_performance; (records/s of its final summary line, its output)."""
     out = subprocess.run([PERF, *args], capture_output=True, text=True, timeout=timeout)
-    return out, time.monotonic() - started
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = [l for l in (out.stdout + out.stderr).splitlines() if re.search(r"delivered .* msgs/s", l)][-1]
+    rate = float(re.search(r"in \d+ms: (\d+) msgs/s", summary).group(1))
+    return rate, summary
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
 
 
 def healthy():
@@ -90,23 +100,36 @@ def healthy():
         b = Broker(os.path.join(tmp, "b"), env={"RUST_LOG": "info,openraft=warn"}).start()
         try:
             create_topic(b, "perf", 1)
-            common = ["-P", "-t", "perf", "-p", "0", "-b", b.bootstrap, "-s", "100", "-a", "-1", "-u",
-                      "-X", "linger.ms=10", "-X", "batch.size=1000000"]
-            load_before = loadavg()
-            out, secs = perf(common + ["-c", str(RECORDS)], 1800)
-            assert out.returncode == 0, out.stderr[-2000:]
-            print(f"healthy: {RECORDS:,} records, acks=all, in {secs:.1f} s = {RECORDS / secs:,.0f} records/s "
-                  f"(load before {load_before}, after {loadavg()})")
-            tail = [l for l in out.stdout.splitlines() if "msgs/s" in l or "msgs" in l][-3:]
-            print("  rdkafka_performance:", *tail, sep="\n    ")
+            common = ["-P", "-t", "perf", "-p", "0", "-b", b.bootstrap, "-s", "100", "-a", "-1", "-q"]
+            rates = []
+            for run in range(RUNS):
+                load = loadavg()
+                rate, summary = perf(common + ["-c", str(RECORDS), "-X", "linger.ms=10",
+                                               "-X", "batch.size=1000000"], 1800)
+                rates.append(rate)
+                print(f"  run {run + 1} (load {load}): {summary.lstrip('% ')}")
+            print(f"healthy: {RECORDS:,} records of 100 bytes, acks=all, one partition: median "
+                  f"{statistics.median(rates):,.0f} records/s over {RUNS} runs")
             n = RATE * RATE_SECONDS
-            out, secs = perf(common + ["-c", str(n), "-r", str(RATE), "-l", "-X", "linger.ms=0"], 600)
-            assert out.returncode == 0, out.stderr[-2000:]
-            lat = [l for l in out.stdout.splitlines() if "latency" in l.lower()][-3:]
-            print(f"fixed rate: {n:,} records at {RATE:,}/s in {secs:.1f} s (load {loadavg()})")
-            print("  rdkafka_performance:", *lat, sep="\n    ")
-            print(f"connections closed by the broker: {closing_lines(b)} 'closing kafka connection' lines, "
-                  f"refusals {refusals(b) or 'none'}")
+            p50s, p99s, maxes, achieved = [], [], [], []
+            for run in range(RUNS):
+                lat_file = os.path.join(tmp, f"latency-{run}.txt")
+                load = loadavg()
+                rate, _ = perf(common + ["-c", str(n), "-r", str(RATE), "-l", "-A", lat_file,
+                                         "-X", "linger.ms=0"], 900)
+                with open(lat_file) as f:
+                    lat = [int(x) / 1000 for x in f.read().split()]
+                achieved.append(rate)
+                p50s.append(percentile(lat, 0.5))
+                p99s.append(percentile(lat, 0.99))
+                maxes.append(max(lat))
+                print(f"  fixed-rate run {run + 1} (load {load}): {rate:,.0f} records/s, ack p50 "
+                      f"{p50s[-1]:.2f} ms, p99 {p99s[-1]:.2f} ms, max {maxes[-1]:.1f} ms")
+            print(f"fixed rate: asked {RATE:,}/s for {n:,} records, got {statistics.median(achieved):,.0f}/s; "
+                  f"ack latency medians of {RUNS}: p50 {statistics.median(p50s):.2f} ms, "
+                  f"p99 {statistics.median(p99s):.2f} ms, max {statistics.median(maxes):.1f} ms")
+            print(f"connections closed by the broker over all runs: {closing_lines(b)} "
+                  f"'closing kafka connection' lines, refusals {refusals(b) or 'none'}")
         finally:
             b.stop()
 
