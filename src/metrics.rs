@@ -100,7 +100,7 @@ impl Metrics {
             "Produce appends: proposal to majority commit",
             self.commit_latency.clone(),
         );
-        // One family for both listeners, labelled by `listener`.
+        // One family for every listener, labelled by `listener`.
         let refused = self.kafka_edge.refusal_family();
         registry.register(
             "connections_refused",

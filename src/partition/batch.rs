@@ -160,7 +160,8 @@ pub fn validate(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError
 /// allocating them. Not run again when a replica applies the batch: what
 /// the leader accepted is in the log as it was checked.
 pub fn check_records(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
-    check_records_within(header, batch, inflate::limit_for(batch.len()))
+    let section = batch.get(HEADER_LEN..).ok_or(BatchError::Truncated)?;
+    check_records_within(header, batch, inflate::limit_for(section.len()))
 }
 
 fn check_records_within(header: &BatchHeader, batch: &[u8], inflate_limit: usize) -> Result<(), BatchError> {

@@ -8,7 +8,7 @@
 //! `ZSTD_WINDOW_LOG_MAX`.
 //!
 //! The limit depends on the batch alone (`limit_for`): 32 MiB, or 32 times
-//! the batch's size if that is more. Kafka bounds a batch after compression
+//! the size of its compressed records if that is more. Kafka bounds a batch after compression
 //! only, and producers batch up to about a megabyte before compressing, so
 //! every ordinary client fits with room to spare, while what one batch can
 //! make the broker allocate stays bounded by its own size. Because it is a
@@ -59,9 +59,9 @@ pub const LIMIT_FLOOR: usize = 32 * 1024 * 1024;
 /// A larger batch may inflate to this many times its size.
 pub const LIMIT_RATIO: usize = 32;
 
-/// How far a batch of `batch_len` bytes may inflate.
-pub fn limit_for(batch_len: usize) -> usize {
-    batch_len.saturating_mul(LIMIT_RATIO).max(LIMIT_FLOOR)
+/// How far `compressed_len` bytes of a batch's records may inflate.
+pub fn limit_for(compressed_len: usize) -> usize {
+    compressed_len.saturating_mul(LIMIT_RATIO).max(LIMIT_FLOOR)
 }
 
 /// Inflates `input` (a batch's records section) compressed with `codec`;
@@ -154,8 +154,7 @@ fn decode_bytes(buf: &mut Bytes) -> Result<RecordSet, InflateError> {
         if codec == Compression::None {
             return Ok(records.clone());
         }
-        // The records section is the batch less its 61-byte header.
-        let limit = limit_for(records.len() + crate::partition::batch::HEADER_LEN);
+        let limit = limit_for(records.len());
         inflate(codec, records, limit).map(Bytes::from).map_err(|e| {
             let text = e.to_string();
             *failure.borrow_mut() = Some(e);
