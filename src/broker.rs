@@ -22,10 +22,13 @@ use crate::http;
 use crate::kafka;
 use crate::metadata::command::{BrokerInfo, MetadataCommand};
 use crate::metadata::handle::{MetadataHandle, NewTopic};
+use crate::metadata::producer_ids::ProducerIdPool;
 use crate::metadata::store::MetadataStore;
 use crate::metrics::Metrics;
+use crate::node::Node;
 use crate::partition::failover::Failover;
 use crate::partition::manager::PartitionManager;
+use crate::partition::routing::Routing;
 use crate::partition::{leadership, retention};
 use crate::raft::liveness::{self, Liveness};
 use crate::raft::log_store::LogStore;
@@ -62,7 +65,7 @@ pub struct Broker {
     pub raft_addr: SocketAddr,
     pub metadata: MetadataHandle,
     pub partitions: Arc<PartitionManager>,
-    kafka: Arc<kafka::ctx::Ctx>,
+    node: Arc<Node>,
     config: Arc<Config>,
     storage: Arc<Storage>,
     transport: Arc<Transport>,
@@ -178,8 +181,10 @@ impl Broker {
         ));
         create_startup_topics(&config, &metadata).await;
 
+        let routing = Routing::new(metadata.clone(), partitions.clone());
         let groups = Arc::new(GroupCoordinator::new(
             node_id,
+            routing.clone(),
             Limits {
                 min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
                 max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
@@ -189,21 +194,21 @@ impl Broker {
             config.offsets_compaction_min_records,
         ));
         tasks.spawn(groups.clone().run(shutdown.clone()));
-        let ctx = Arc::new(kafka::ctx::Ctx {
+        let node = Arc::new(Node {
             config: config.clone(),
             node_id,
             metadata: metadata.clone(),
             partitions: partitions.clone(),
-            producer_ids: Default::default(),
+            routing,
+            producer_ids: ProducerIdPool::new(metadata.clone()),
             groups,
             metrics: metrics.clone(),
         });
-        tasks.spawn(kafka::listener::run(kafka_listener, ctx.clone(), shutdown.clone(), tasks.clone()));
-        let kafka = ctx.clone();
+        tasks.spawn(kafka::listener::run(kafka_listener, node.clone(), shutdown.clone(), tasks.clone()));
         let events = Arc::new(Events::default());
         tasks.spawn(events::run(events.clone(), metadata.clone(), partitions.clone(), shutdown.clone()));
         let app = http::router(Arc::new(http::Api {
-            ctx,
+            node: node.clone(),
             peers: Default::default(),
             events,
             storage: storage.clone(),
@@ -233,7 +238,7 @@ impl Broker {
             raft_addr,
             metadata,
             partitions,
-            kafka,
+            node,
             config,
             storage,
             transport,
@@ -274,10 +279,10 @@ impl Broker {
         &self.storage
     }
 
-    /// What the Kafka handlers run on, for in-process harnesses (the
-    /// fuzzer) that feed requests to `kafka::dispatch` without a socket.
-    pub fn kafka_context(&self) -> &Arc<kafka::ctx::Ctx> {
-        &self.kafka
+    /// The node's services, for in-process harnesses (the fuzzer feeds
+    /// requests to `kafka::dispatch` without a socket).
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
     }
 
     /// Moves this node's partition and metadata leaderships to caught-up

@@ -11,6 +11,7 @@
 //! - `storage`   — the broker's RocksDB: column families, keys, fsync policy.
 //! - `net`       — the socket edge: cancel-safe frames, byte budgets, per-IP limits.
 //! - `config`    — every setting, its default, file/env/flag layering.
+//! - `node`      — one node's services, shared by the Kafka and HTTP front ends.
 //! - `broker`    — builds a node from its config; ordered shutdown.
 //! - `cli`       — the client verbs of the binary, over the admin HTTP API.
 //! - `events`    — leader changes and node up/down as this node sees them.
@@ -29,6 +30,7 @@ pub mod kafka;
 pub mod metadata;
 pub mod metrics;
 pub mod net;
+pub mod node;
 pub mod partition;
 pub mod protocol;
 pub mod raft;

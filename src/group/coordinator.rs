@@ -33,9 +33,9 @@ use crate::group::membership::{
 };
 use crate::group::records::{self, Entry, GroupValue, OffsetValue};
 use crate::group::{partition_for, OFFSETS_TOPIC};
-use crate::kafka::ctx::{Ctx, Lookup};
 use crate::partition::command::PartitionCommand;
 use crate::partition::handle::{PartitionError, PartitionHandle};
+use crate::partition::routing::{Lookup, Routing};
 use crate::raft::types::NodeId;
 
 /// How often sessions and rebalance deadlines are checked.
@@ -79,6 +79,7 @@ enum Slot {
 
 pub struct GroupCoordinator {
     node_id: NodeId,
+    routing: Routing,
     limits: Limits,
     write_timeout: Duration,
     /// A partition is compacted once its log holds at least this many records
@@ -112,9 +113,16 @@ impl Drop for LoadGuard<'_> {
 }
 
 impl GroupCoordinator {
-    pub fn new(node_id: NodeId, limits: Limits, write_timeout: Duration, compact_min_records: i64) -> Self {
+    pub fn new(
+        node_id: NodeId,
+        routing: Routing,
+        limits: Limits,
+        write_timeout: Duration,
+        compact_min_records: i64,
+    ) -> Self {
         Self {
             node_id,
+            routing,
             limits,
             write_timeout,
             compact_min_records,
@@ -140,16 +148,16 @@ impl GroupCoordinator {
 
     /// The shard holding `group`, loading it if this broker just became
     /// the leader of its partition.
-    async fn shard(&self, ctx: &Ctx, group: &str) -> Result<Arc<Shard>, GroupError> {
+    async fn shard(&self, group: &str) -> Result<Arc<Shard>, GroupError> {
         if group.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
-        let count = ctx.metadata.state().topic(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len());
+        let count = self.routing.metadata.state().topic(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len());
         if count == 0 {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         let partition = partition_for(group, count);
-        let handle = match ctx.leader_replica(OFFSETS_TOPIC, partition) {
+        let handle = match self.routing.leader_replica(OFFSETS_TOPIC, partition) {
             Lookup::Leader(h) => h,
             Lookup::NotLeader | Lookup::UnknownTopicOrPartition => return Err(GroupError::NotCoordinator),
         };
@@ -226,8 +234,8 @@ impl GroupCoordinator {
         }
     }
 
-    pub async fn join(&self, ctx: &Ctx, group: &str, args: JoinArgs) -> JoinResult {
-        let shard = self.shard(ctx, group).await?;
+    pub async fn join(&self, group: &str, args: JoinArgs) -> JoinResult {
+        let shard = self.shard(group).await?;
         let client_id = args.client_id.clone();
         let reply = {
             let mut groups = shard.groups.lock().await;
@@ -239,14 +247,13 @@ impl GroupCoordinator {
 
     pub async fn sync(
         &self,
-        ctx: &Ctx,
         group: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
-        let shard = self.shard(ctx, group).await?;
+        let shard = self.shard(group).await?;
         let (reply, settled) = {
             let mut groups = shard.groups.lock().await;
             let g = groups.get_mut(group).ok_or(GroupError::UnknownMember)?;
@@ -261,13 +268,12 @@ impl GroupCoordinator {
 
     pub async fn heartbeat(
         &self,
-        ctx: &Ctx,
         group: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
-        let shard = self.shard(ctx, group).await?;
+        let shard = self.shard(group).await?;
         let mut groups = shard.groups.lock().await;
         let g = groups.get_mut(group).ok_or(GroupError::UnknownMember)?;
         g.heartbeat(member_id, instance_id, generation, Instant::now())
@@ -276,11 +282,10 @@ impl GroupCoordinator {
     /// LeaveGroup for each (member id, instance id); one result each.
     pub async fn leave(
         &self,
-        ctx: &Ctx,
         group: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-        let shard = self.shard(ctx, group).await?;
+        let shard = self.shard(group).await?;
         let (results, emptied) = {
             let mut groups = shard.groups.lock().await;
             let Some(g) = groups.get_mut(group) else {
@@ -303,14 +308,13 @@ impl GroupCoordinator {
     /// OffsetCommit of offsets whose partitions exist.
     pub async fn commit(
         &self,
-        ctx: &Ctx,
         group: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
         offsets: Vec<OffsetCommit>,
     ) -> Result<(), GroupError> {
-        let shard = self.shard(ctx, group).await?;
+        let shard = self.shard(group).await?;
         {
             let groups = shard.groups.lock().await;
             match groups.get(group) {
@@ -343,11 +347,10 @@ impl GroupCoordinator {
     /// Committed offsets of `group`: of the given partitions, or all.
     pub async fn offsets(
         &self,
-        ctx: &Ctx,
         group: &str,
         wanted: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<(String, i32, Option<Committed>)>, GroupError> {
-        let shard = self.shard(ctx, group).await?;
+        let shard = self.shard(group).await?;
         let groups = shard.groups.lock().await;
         let g = groups.get(group);
         Ok(match wanted {
@@ -364,8 +367,8 @@ impl GroupCoordinator {
         })
     }
 
-    pub async fn describe(&self, ctx: &Ctx, group: &str) -> Result<Description, GroupError> {
-        let shard = self.shard(ctx, group).await?;
+    pub async fn describe(&self, group: &str) -> Result<Description, GroupError> {
+        let shard = self.shard(group).await?;
         let groups = shard.groups.lock().await;
         let Some(g) = groups.get(group).filter(|g| !g.is_vacant()) else {
             return Ok(Description {
@@ -411,8 +414,8 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group: only a group without members.
-    pub async fn delete(&self, ctx: &Ctx, group: &str) -> Result<(), GroupError> {
-        let shard = self.shard(ctx, group).await?;
+    pub async fn delete(&self, group: &str) -> Result<(), GroupError> {
+        let shard = self.shard(group).await?;
         let entries = {
             let groups = shard.groups.lock().await;
             let g = groups.get(group).filter(|g| !g.is_vacant()).ok_or(GroupError::GroupIdNotFound)?;
@@ -441,11 +444,10 @@ impl GroupCoordinator {
     /// OffsetDelete: drops committed offsets of topics no member consumes.
     pub async fn delete_offsets(
         &self,
-        ctx: &Ctx,
         group: &str,
         partitions: Vec<(String, i32)>,
     ) -> Result<Vec<(String, i32, Result<(), GroupError>)>, GroupError> {
-        let shard = self.shard(ctx, group).await?;
+        let shard = self.shard(group).await?;
         let (results, entries) = {
             let groups = shard.groups.lock().await;
             let g = groups.get(group).filter(|g| !g.is_vacant()).ok_or(GroupError::GroupIdNotFound)?;

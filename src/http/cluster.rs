@@ -51,7 +51,7 @@ pub struct ClusterView {
 #[utoipa::path(get, operation_id = "cluster_health", path = "/v1/health", tag = "cluster",
     responses((status = 200, description = "The node serves")))]
 pub async fn health(State(api): State<AppState>) -> impl IntoResponse {
-    Json(json!({"status": "ok", "node_id": api.ctx.node_id}))
+    Json(json!({"status": "ok", "node_id": api.node.node_id}))
 }
 
 /// 200 once this node knows the metadata leader, a leader for every
@@ -62,7 +62,7 @@ pub async fn health(State(api): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Knows a controller and every partition's leader; its replicas are in sync"),
         (status = 503, description = "Not yet")))]
 pub async fn ready(State(api): State<AppState>) -> impl IntoResponse {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let controller = ctx.metadata.controller().0;
     let state = ctx.metadata.state();
     let leaderless = ctx.partitions.leaderless(&state);
@@ -82,7 +82,7 @@ pub async fn ready(State(api): State<AppState>) -> impl IntoResponse {
 
 #[utoipa::path(get, operation_id = "cluster_describe", path = "/v1/cluster", tag = "cluster", responses((status = 200, body = ClusterView)))]
 pub async fn describe(State(api): State<AppState>) -> Json<ClusterView> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let state = ctx.metadata.state();
     let (controller, term) = ctx.metadata.controller();
     let voters: Vec<NodeId> = {
@@ -93,7 +93,7 @@ pub async fn describe(State(api): State<AppState>) -> Json<ClusterView> {
     let mut leaders = std::collections::HashMap::<NodeId, usize>::new();
     for t in state.topics.values() {
         for p in 0..t.partitions.len() as i32 {
-            if let Some((leader, _)) = ctx.leader_of(&t.name, p) {
+            if let Some((leader, _)) = ctx.routing.leader_of(&t.name, p) {
                 *leaders.entry(leader).or_default() += 1;
             }
         }
@@ -125,7 +125,7 @@ pub async fn describe(State(api): State<AppState>) -> Json<ClusterView> {
         content_type = "text/event-stream")))]
 pub async fn events(State(api): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = api.events.subscribe();
-    let hello = SseEvent::default().event("hello").data(json!({"node_id": api.ctx.node_id}).to_string());
+    let hello = SseEvent::default().event("hello").data(json!({"node_id": api.node.node_id}).to_string());
     let shutdown = api.shutdown.clone();
     let stream = futures::stream::unfold((Some(hello), rx), move |(first, mut rx)| {
         let shutdown = shutdown.clone();
@@ -156,12 +156,12 @@ pub async fn events(State(api): State<AppState>) -> Sse<impl Stream<Item = Resul
     responses((status = 200, description = "Prometheus (OpenMetrics) text", content_type = "text/plain")))]
 pub async fn metrics(State(api): State<AppState>) -> impl IntoResponse {
     let live = Live {
-        metadata: api.ctx.metadata.clone(),
-        partitions: api.ctx.partitions.clone(),
+        metadata: api.node.metadata.clone(),
+        partitions: api.node.partitions.clone(),
         storage: api.storage.clone(),
         events: api.events.clone(),
     };
-    let body = api.ctx.metrics.render(live);
+    let body = api.node.metrics.render(live);
     ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }
 

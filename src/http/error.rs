@@ -9,7 +9,6 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kafka_protocol::ResponseError;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -17,6 +16,12 @@ use crate::group::membership::GroupError;
 use crate::metadata::command::Rejection;
 use crate::metadata::handle::MetadataError;
 use crate::metadata::topic_config::TopicConfigError;
+use crate::partition::append::AppendError;
+use crate::partition::batch::BatchError;
+use crate::partition::command::AppendRejection;
+use crate::partition::handle::PartitionError;
+use crate::partition::inflate::InflateError;
+use crate::partition::log::ReadError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -46,28 +51,64 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
-
-    /// A Kafka error code met on the data path (produce, read), as a status.
-    pub fn kafka(code: ResponseError, context: &str) -> Self {
-        use ResponseError as E;
-        let status = match code {
-            E::UnknownTopicOrPartition => StatusCode::NOT_FOUND,
-            E::MessageTooLarge | E::RecordListTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            E::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
-            E::CorruptMessage | E::InvalidRecord | E::InvalidRequiredAcks | E::InvalidTopicException => {
-                StatusCode::BAD_REQUEST
-            }
-            E::RequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
-            // Leadership moving, storage trouble, shutting down: retry later.
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Self::new(status, format!("{context}: {code:?}"))
-    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> Self {
+        let status = match &e {
+            AppendError::UnknownTopicOrPartition => StatusCode::NOT_FOUND,
+            AppendError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
+            AppendError::TooLarge { .. }
+            | AppendError::Batch(BatchError::Inflate(InflateError::TooLarge { .. })) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            AppendError::Batch(
+                BatchError::Truncated
+                | BatchError::BadLength(_)
+                | BatchError::UnsupportedMagic(_)
+                | BatchError::CrcMismatch
+                | BatchError::Empty
+                | BatchError::NonSequentialOffsets { .. }
+                | BatchError::Transactional
+                | BatchError::Inflate(InflateError::Corrupt(_) | InflateError::UnknownCodec(_))
+                | BatchError::BadRecord { .. }
+                | BatchError::TrailingBytes { .. },
+            ) => StatusCode::BAD_REQUEST,
+            AppendError::Partition(p) => partition_status(p),
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        Self::new(read_status(&e), e.to_string())
+    }
+}
+
+fn read_status(e: &ReadError) -> StatusCode {
+    match e {
+        ReadError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        ReadError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Leadership moving, a commit not in time, or a refused idempotent write.
+fn partition_status(e: &PartitionError) -> StatusCode {
+    match e {
+        PartitionError::NotLeader { .. } | PartitionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        PartitionError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        PartitionError::Rejected(
+            AppendRejection::OutOfOrderSequence | AppendRejection::InvalidProducerEpoch,
+        ) => StatusCode::CONFLICT,
+        PartitionError::Rejected(AppendRejection::Corrupt) => StatusCode::BAD_REQUEST,
+        PartitionError::Read(r) => read_status(r),
     }
 }
 

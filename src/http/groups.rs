@@ -78,8 +78,8 @@ pub struct GroupView {
 
 /// `GET /v1/internal/groups`: the groups this node coordinates.
 pub async fn local_list(State(api): State<AppState>) -> Json<Vec<GroupSummary>> {
-    let me = api.ctx.node_id;
-    let groups = api.ctx.groups.list().await;
+    let me = api.node.node_id;
+    let groups = api.node.groups.list().await;
     Json(
         groups
             .into_iter()
@@ -96,10 +96,10 @@ pub async fn local_list(State(api): State<AppState>) -> Json<Vec<GroupSummary>> 
 #[utoipa::path(get, operation_id = "groups_list", path = "/v1/groups", tag = "groups",
     responses((status = 200, description = "Groups of every reachable coordinator", body = [GroupSummary])))]
 pub async fn list(State(api): State<AppState>) -> Json<Vec<GroupSummary>> {
-    let state = api.ctx.metadata.state();
-    let me = api.ctx.node_id;
+    let state = api.node.metadata.state();
+    let me = api.node.node_id;
     let api = &api;
-    let others = state.brokers.values().filter(|b| b.id != me && api.ctx.metadata.is_alive(b.id));
+    let others = state.brokers.values().filter(|b| b.id != me && api.node.metadata.is_alive(b.id));
     let asks = others.map(|b| async move {
         api.peers.get_json::<Vec<GroupSummary>>(&b.http_addr, "/v1/internal/groups").await.unwrap_or_default()
     });
@@ -120,7 +120,7 @@ pub async fn describe(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let state = ctx.metadata.state();
     let missing = || ApiError::from(GroupError::GroupIdNotFound);
     let count = state.topic(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len());
@@ -129,6 +129,7 @@ pub async fn describe(
     }
     let partition = partition_for(&id, count);
     let coordinator = ctx
+        .routing
         .leader_of(OFFSETS_TOPIC, partition)
         .map(|(n, _)| n)
         .ok_or_else(|| ApiError::unavailable("the group's coordinator is being elected"))?;
@@ -142,10 +143,7 @@ pub async fn describe(
     let deadline = Instant::now() + LOAD_WAIT;
     let (description, offsets) = loop {
         let attempt = async {
-            Ok::<_, GroupError>((
-                ctx.groups.describe(ctx, &id).await?,
-                ctx.groups.offsets(ctx, &id, None).await?,
-            ))
+            Ok::<_, GroupError>((ctx.groups.describe(&id).await?, ctx.groups.offsets(&id, None).await?))
         };
         match attempt.await {
             Err(GroupError::LoadInProgress) if Instant::now() < deadline => {

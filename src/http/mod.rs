@@ -28,12 +28,12 @@ use tokio_util::sync::CancellationToken;
 use crate::events::Events;
 use crate::http::error::ApiError;
 use crate::http::peer::Peers;
-use crate::kafka::ctx::Ctx;
+use crate::node::Node;
 use crate::storage::Storage;
 
 /// What every handler may use.
 pub struct Api {
-    pub ctx: Arc<Ctx>,
+    pub node: Arc<Node>,
     pub peers: Peers,
     pub events: Arc<Events>,
     pub storage: Arc<Storage>,
@@ -46,7 +46,7 @@ pub struct Api {
 pub type AppState = Arc<Api>;
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = DefaultBodyLimit::max(state.ctx.config.http_max_body_bytes);
+    let body_limit = DefaultBodyLimit::max(state.node.config.http_max_body_bytes);
     Router::new()
         .route("/", get(cluster::page))
         .route("/metrics", get(cluster::metrics))

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::partition::inflate;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -28,9 +27,9 @@ use utoipa::ToSchema;
 
 use crate::http::error::{ApiError, Body, ErrorBody, Params};
 use crate::http::{peer, AppState};
-use crate::kafka::ctx::Lookup;
-use crate::kafka::produce::append_records;
 use crate::partition::batch::{self, PlainRecord};
+use crate::partition::inflate;
+use crate::partition::routing::Lookup;
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX: usize = 100;
@@ -186,7 +185,7 @@ pub async fn produce(
     headers: HeaderMap,
     Body(req): Body<ProduceBody>,
 ) -> Result<Json<Produced>, ApiError> {
-    let count = api.ctx.metadata.state().topic(&topic).map(|t| t.partitions.len() as i32);
+    let count = api.node.metadata.state().topic(&topic).map(|t| t.partitions.len() as i32);
     let Some(count) = count else {
         return Err(ApiError::not_found(format!("topic '{topic}' does not exist")));
     };
@@ -246,14 +245,11 @@ async fn produce_share(
     records: Vec<PlainRecord>,
     forwarded: bool,
 ) -> Result<i64, ApiError> {
-    let ctx = &api.ctx;
-    match ctx.leader_replica(topic, partition) {
+    let ctx = &api.node;
+    match ctx.routing.leader_replica(topic, partition) {
         Lookup::Leader(_) => {
             let batch = encode_batch(records)?;
-            let (base, _) = append_records(ctx, topic, partition, batch, PRODUCE_TIMEOUT)
-                .await
-                .map_err(|code| ApiError::kafka(code, &format!("{topic}/{partition}")))?;
-            Ok(base)
+            Ok(ctx.append(topic, partition, batch, PRODUCE_TIMEOUT).await?.base_offset)
         }
         Lookup::UnknownTopicOrPartition => {
             Err(ApiError::not_found(format!("{topic}/{partition} does not exist")))
@@ -295,11 +291,13 @@ async fn produce_share(
 /// The admin address of the partition's leader, waiting up to `LEADER_WAIT`
 /// while it has none (just created, or electing), as a Kafka client retries.
 async fn leader_addr(api: &AppState, topic: &str, partition: i32) -> Result<String, ApiError> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;
     loop {
-        let leader =
-            ctx.leader_of(topic, partition).and_then(|(l, _)| ctx.metadata.state().brokers.get(&l).cloned());
+        let leader = ctx
+            .routing
+            .leader_of(topic, partition)
+            .and_then(|(l, _)| ctx.metadata.state().brokers.get(&l).cloned());
         match leader {
             Some(b) => return Ok(b.http_addr),
             None if tokio::time::Instant::now() < deadline => {
@@ -329,7 +327,7 @@ pub async fn read(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let partition: i32 = partition
         .parse()
         .map_err(|_| ApiError::bad_request(format!("'{partition}' is not a partition number")))?;
@@ -337,7 +335,7 @@ pub async fn read(
     if max == 0 || max > MAX_MAX {
         return Err(ApiError::bad_request(format!("max must be 1 to {MAX_MAX}")));
     }
-    let handle = match ctx.leader_replica(&topic, partition) {
+    let handle = match ctx.routing.leader_replica(&topic, partition) {
         Lookup::Leader(h) => h,
         Lookup::UnknownTopicOrPartition => {
             return Err(ApiError::not_found(format!("{topic}/{partition} does not exist")))
@@ -371,9 +369,9 @@ pub async fn read(
         })
     };
     if from < offsets.log_start_offset || from > offsets.high_watermark {
-        return Err(ApiError::kafka(
-            kafka_protocol::ResponseError::OffsetOutOfRange,
-            &format!("offset {from} is outside [{}, {}]", offsets.log_start_offset, offsets.high_watermark),
+        return Err(ApiError::new(
+            axum::http::StatusCode::RANGE_NOT_SATISFIABLE,
+            format!("offset {from} is outside [{}, {}]", offsets.log_start_offset, offsets.high_watermark),
         ));
     }
     let mut out = Vec::new();
@@ -381,10 +379,7 @@ pub async fn read(
     let mut payload = 0usize;
     let full = |out: &Vec<ReadRecord>, payload: usize| out.len() >= max || payload >= READ_MAX_BYTES;
     while !full(&out, payload) && cursor < offsets.high_watermark {
-        let chunk = handle
-            .log
-            .read(cursor, READ_CHUNK)
-            .map_err(|e| ApiError::kafka(crate::kafka::error::read_code(&e), &e.to_string()))?;
+        let chunk = handle.log.read(cursor, READ_CHUNK)?;
         if chunk.batches == 0 {
             break;
         }

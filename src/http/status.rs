@@ -47,7 +47,7 @@ pub async fn leading(
 /// This node's replicas of topics passing `wanted`: those it leads, or with
 /// `leading_only` false all of them.
 fn local(api: &AppState, wanted: impl Fn(&str) -> bool, leading_only: bool) -> Vec<LeaderStatus> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let max_lag = ctx.config.replica_lag_max_entries;
     ctx.partitions
         .all()
@@ -76,7 +76,7 @@ fn local(api: &AppState, wanted: impl Fn(&str) -> bool, leading_only: bool) -> V
 /// The status of every partition of `topics` that can be learnt: from its
 /// leader, else from this node's replica.
 pub async fn gather(api: &AppState, topics: &[String]) -> HashMap<(String, i32), LeaderStatus> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let state = ctx.metadata.state();
     let wanted = |t: &str| topics.iter().any(|w| w == t);
     let mut out: HashMap<(String, i32), LeaderStatus> =
@@ -85,7 +85,7 @@ pub async fn gather(api: &AppState, topics: &[String]) -> HashMap<(String, i32),
     for t in topics {
         let count = state.topic(t).map_or(0, |t| t.partitions.len() as i32);
         for p in 0..count {
-            if let Some((leader, _)) = ctx.leader_of(t, p) {
+            if let Some((leader, _)) = ctx.routing.leader_of(t, p) {
                 if leader != ctx.node_id {
                     leaders.insert(leader);
                 }

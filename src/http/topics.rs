@@ -104,7 +104,7 @@ fn not_found(name: &str) -> ApiError {
 #[utoipa::path(get, operation_id = "topics_list", path = "/v1/topics", tag = "topics",
     responses((status = 200, description = "Every topic, by name", body = [TopicSummary])))]
 pub async fn list(State(api): State<AppState>) -> Json<Vec<TopicSummary>> {
-    let state = api.ctx.metadata.state();
+    let state = api.node.metadata.state();
     Json(
         state
             .topics
@@ -129,7 +129,7 @@ pub async fn create(
     State(api): State<AppState>,
     Body(req): Body<CreateTopic>,
 ) -> Result<(StatusCode, Json<TopicView>), ApiError> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let new = NewTopic {
         name: req.name.clone(),
         partitions: req.partitions.unwrap_or(ctx.config.num_partitions),
@@ -139,7 +139,7 @@ pub async fn create(
         configs: req.configs.into_iter().map(|(k, v)| (k, v.text())).collect(),
     };
     ctx.metadata.create_topic(&new, false).await?;
-    ctx.wait_for_leaders(&req.name, LEADER_WAIT).await;
+    ctx.routing.wait_for_leaders(&req.name, LEADER_WAIT).await;
     let view =
         view(&api, &req.name).await.ok_or_else(|| ApiError::unavailable("created; not visible here yet"))?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -159,7 +159,7 @@ pub async fn describe(
     params(("name" = String, Path, description = "Topic name")),
     responses((status = 204, description = "Deleted; every node removes its data"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(api): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    api.ctx.metadata.delete_topic(&name).await?;
+    api.node.metadata.delete_topic(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,8 +172,8 @@ pub async fn grow(
     Path(name): Path<String>,
     Body(req): Body<Grow>,
 ) -> Result<Json<TopicView>, ApiError> {
-    api.ctx.metadata.create_partitions(&name, req.count, false).await?;
-    api.ctx.wait_for_leaders(&name, LEADER_WAIT).await;
+    api.node.metadata.create_partitions(&name, req.count, false).await?;
+    api.node.routing.wait_for_leaders(&name, LEADER_WAIT).await;
     view(&api, &name).await.map(Json).ok_or_else(|| not_found(&name))
 }
 
@@ -196,13 +196,13 @@ pub async fn alter(
             None => delete.push(k),
         }
     }
-    api.ctx.metadata.alter_configs(&name, set, delete).await?;
+    api.node.metadata.alter_configs(&name, set, delete).await?;
     view(&api, &name).await.map(Json).ok_or_else(|| not_found(&name))
 }
 
 /// The topic as its partitions' leaders see it.
 pub async fn view(api: &AppState, name: &str) -> Option<TopicView> {
-    let ctx = &api.ctx;
+    let ctx = &api.node;
     let state = ctx.metadata.state();
     let topic = state.topic(name)?;
     let statuses = status::gather(api, &[name.to_string()]).await;
@@ -213,7 +213,7 @@ pub async fn view(api: &AppState, name: &str) -> Option<TopicView> {
         .map(|(i, p)| {
             let id = i as i32;
             let status = statuses.get(&(name.to_string(), id));
-            let leader = ctx.leader_of(name, id);
+            let leader = ctx.routing.leader_of(name, id);
             PartitionView {
                 id,
                 leader: leader.map(|(l, _)| l),

@@ -7,14 +7,14 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::ResponseError;
 
-use crate::kafka::ctx::Ctx;
 use crate::kafka::str_bytes;
 use crate::metadata::topic_config::{self, ConfigSource};
+use crate::node::Node;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-pub fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(ctx: &Node, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = req
         .resources
         .into_iter()
@@ -62,7 +62,7 @@ pub fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsRespon
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn broker_configs(ctx: &Ctx) -> Vec<(String, String, ConfigSource)> {
+fn broker_configs(ctx: &Node) -> Vec<(String, String, ConfigSource)> {
     let c = &ctx.config;
     [
         ("broker.id", c.node_id.to_string()),

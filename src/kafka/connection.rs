@@ -19,9 +19,9 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::kafka::ctx::Ctx;
 use crate::kafka::dispatch::dispatch;
 use crate::net::{Budget, FrameError, FrameReader, Refusal};
+use crate::node::Node;
 use crate::protocol::header::decode_request;
 use crate::protocol::ProtocolError;
 
@@ -60,7 +60,7 @@ impl Closed {
     }
 }
 
-pub async fn serve(ctx: Arc<Ctx>, stream: TcpStream, budget: &Budget) -> Result<(), Closed> {
+pub async fn serve(ctx: Arc<Node>, stream: TcpStream, budget: &Budget) -> Result<(), Closed> {
     let _ = stream.set_nodelay(true);
     // Kafka shows a group member's host as "/ip".
     let client_host: Arc<str> =

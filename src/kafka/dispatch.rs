@@ -5,10 +5,10 @@
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 
-use crate::kafka::ctx::Ctx;
 use crate::kafka::{
     api_versions, configs, fetch, groups, list_offsets, metadata, produce, producer_id, topics,
 };
+use crate::node::Node;
 use crate::protocol::header::encode_response;
 use crate::protocol::{ProtocolError, Request};
 
@@ -60,7 +60,11 @@ fn supported(key: ApiKey, version: i16) -> bool {
 
 /// Handles one request from `client_host`; `Ok(None)` means no response is
 /// due (acks=0). Counted and timed per API for `/metrics`.
-pub async fn dispatch(ctx: &Ctx, req: Request, client_host: &str) -> Result<Option<BytesMut>, ProtocolError> {
+pub async fn dispatch(
+    ctx: &Node,
+    req: Request,
+    client_host: &str,
+) -> Result<Option<BytesMut>, ProtocolError> {
     let (api, started) = (req.api_key as i16, std::time::Instant::now());
     let reply = route_request(ctx, req, client_host).await;
     ctx.metrics.request(api, started.elapsed());
@@ -68,7 +72,7 @@ pub async fn dispatch(ctx: &Ctx, req: Request, client_host: &str) -> Result<Opti
 }
 
 async fn route_request(
-    ctx: &Ctx,
+    ctx: &Node,
     mut req: Request,
     client_host: &str,
 ) -> Result<Option<BytesMut>, ProtocolError> {

@@ -7,11 +7,22 @@ use kafka_protocol::ResponseError;
 use crate::group::membership::GroupError;
 use crate::metadata::command::Rejection;
 use crate::metadata::handle::MetadataError;
+use crate::partition::append::AppendError;
 use crate::partition::batch::BatchError;
 use crate::partition::command::AppendRejection;
 use crate::partition::handle::PartitionError;
 use crate::partition::inflate::InflateError;
 use crate::partition::log::ReadError;
+
+pub fn append_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
+        AppendError::Batch(b) => batch_code(b),
+        AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::Partition(p) => partition_code(p),
+    }
+}
 
 pub fn partition_code(e: &PartitionError) -> ResponseError {
     match e {

@@ -14,14 +14,15 @@ use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::kafka::ctx::{Ctx, Lookup};
 use crate::kafka::error::read_code;
+use crate::node::Node;
 use crate::partition::log::LogOffsets;
+use crate::partition::routing::Lookup;
 
 /// Upper bound on one fetch's wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
+pub async fn handle(ctx: &Node, req: FetchRequest) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -51,7 +52,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
 /// read and whether any partition had an error. Subscribes `watchers` to the
 /// partitions read *before* reading, so no append between read and wait is missed.
 fn read_all(
-    ctx: &Ctx,
+    ctx: &Node,
     req: &FetchRequest,
     max_bytes: usize,
     watchers: &mut Vec<watch::Receiver<LogOffsets>>,
@@ -64,7 +65,7 @@ fn read_all(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let data = PartitionData::default().with_partition_index(p.partition);
-            let handle = match ctx.leader_replica(name, p.partition) {
+            let handle = match ctx.routing.leader_replica(name, p.partition) {
                 Lookup::Leader(h) => h,
                 Lookup::NotLeader => {
                     errored = true;

@@ -36,11 +36,11 @@ use kafka_protocol::ResponseError;
 use crate::group::membership::{Committed, GroupError, JoinArgs};
 use crate::group::records::now_ms;
 use crate::group::OFFSETS_TOPIC;
-use crate::kafka::ctx::Ctx;
 use crate::kafka::error::{group_code, metadata_code};
 use crate::kafka::str_bytes;
 use crate::metadata::command::Rejection;
 use crate::metadata::handle::{MetadataError, NewTopic};
+use crate::node::Node;
 
 /// How long FindCoordinator waits for a just-created `__consumer_offsets`.
 const CREATE_WAIT: Duration = Duration::from_secs(10);
@@ -52,7 +52,7 @@ fn code(r: Result<(), GroupError>) -> i16 {
 }
 
 /// Creates `__consumer_offsets` if it is missing and waits for its leaders.
-async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), ResponseError> {
+async fn ensure_offsets_topic(ctx: &Node) -> Result<(), ResponseError> {
     if ctx.metadata.state().topic(OFFSETS_TOPIC).is_none() {
         let cfg = &ctx.config;
         let req = NewTopic {
@@ -82,7 +82,7 @@ async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), ResponseError> {
             }
         }
     }
-    if ctx.wait_for_leaders(OFFSETS_TOPIC, CREATE_WAIT).await {
+    if ctx.routing.wait_for_leaders(OFFSETS_TOPIC, CREATE_WAIT).await {
         Ok(())
     } else {
         Err(ResponseError::CoordinatorNotAvailable)
@@ -90,7 +90,7 @@ async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), ResponseError> {
 }
 
 /// The broker coordinating `group`: (node id, host, port).
-fn coordinator_of(ctx: &Ctx, group: &str) -> Result<(i32, String, i32), ResponseError> {
+fn coordinator_of(ctx: &Node, group: &str) -> Result<(i32, String, i32), ResponseError> {
     if group.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
@@ -98,14 +98,14 @@ fn coordinator_of(ctx: &Ctx, group: &str) -> Result<(i32, String, i32), Response
     let count = state.topic(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len());
     let partition = crate::group::partition_for(group, count);
     let (leader, _) =
-        ctx.leader_of(OFFSETS_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        ctx.routing.leader_of(OFFSETS_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
     let broker = state.brokers.get(&leader).ok_or(ResponseError::CoordinatorNotAvailable)?;
     let (host, port) = broker.kafka_host_port().ok_or(ResponseError::CoordinatorNotAvailable)?;
     Ok((leader as i32, host.to_string(), port))
 }
 
 pub async fn find_coordinator(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -154,7 +154,7 @@ pub async fn find_coordinator(
 }
 
 pub async fn join(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     client_id: &str,
     client_host: &str,
@@ -175,7 +175,7 @@ pub async fn join(
         protocols: req.protocols.into_iter().map(|p| (p.name.as_str().to_string(), p.metadata)).collect(),
         require_known_id: version >= 4 && req.group_instance_id.is_none(),
     };
-    match ctx.groups.join(ctx, req.group_id.as_str(), args).await {
+    match ctx.groups.join(req.group_id.as_str(), args).await {
         Ok(j) => JoinGroupResponse::default()
             .with_generation_id(j.generation)
             .with_protocol_type(j.protocol_type.as_deref().map(str_bytes))
@@ -210,13 +210,12 @@ pub async fn join(
     }
 }
 
-pub async fn sync(ctx: &Ctx, req: SyncGroupRequest) -> SyncGroupResponse {
+pub async fn sync(ctx: &Node, req: SyncGroupRequest) -> SyncGroupResponse {
     let assignments =
         req.assignments.into_iter().map(|a| (a.member_id.as_str().to_string(), a.assignment)).collect();
     let result = ctx
         .groups
         .sync(
-            ctx,
             req.group_id.as_str(),
             req.member_id.as_str(),
             req.group_instance_id.as_ref().map(|s| s.as_str()),
@@ -233,11 +232,10 @@ pub async fn sync(ctx: &Ctx, req: SyncGroupRequest) -> SyncGroupResponse {
     }
 }
 
-pub async fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn heartbeat(ctx: &Node, req: HeartbeatRequest) -> HeartbeatResponse {
     let r = ctx
         .groups
         .heartbeat(
-            ctx,
             req.group_id.as_str(),
             req.member_id.as_str(),
             req.group_instance_id.as_ref().map(|s| s.as_str()),
@@ -247,7 +245,7 @@ pub async fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
     HeartbeatResponse::default().with_error_code(code(r))
 }
 
-pub async fn leave(ctx: &Ctx, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn leave(ctx: &Node, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()
@@ -261,7 +259,7 @@ pub async fn leave(ctx: &Ctx, version: i16, req: LeaveGroupRequest) -> LeaveGrou
     } else {
         vec![(req.member_id.as_str().to_string(), None)]
     };
-    match ctx.groups.leave(ctx, req.group_id.as_str(), &members).await {
+    match ctx.groups.leave(req.group_id.as_str(), &members).await {
         Err(e) => LeaveGroupResponse::default().with_error_code(group_code(&e).code()),
         Ok(results) if version < 3 => {
             LeaveGroupResponse::default().with_error_code(results.into_iter().next().map_or(0, code))
@@ -282,14 +280,14 @@ pub async fn leave(ctx: &Ctx, version: i16, req: LeaveGroupRequest) -> LeaveGrou
 }
 
 /// Whether `topic` has partition `p`.
-fn partition_exists(ctx: &Ctx, topic: &str, p: i32) -> bool {
+fn partition_exists(ctx: &Node, topic: &str, p: i32) -> bool {
     ctx.metadata.state().topic(topic).is_some_and(|t| p >= 0 && (p as usize) < t.partitions.len())
 }
 
 /// A partition of an OffsetCommit: the offset to commit, or its own error.
 type CheckedOffset = (i32, Result<Committed, ResponseError>);
 
-pub async fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn commit(ctx: &Node, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let now = now_ms();
     // Per partition: Ok(offset to commit) or the partition's own error.
     let mut checked: Vec<(TopicName, Vec<CheckedOffset>)> = Vec::new();
@@ -327,7 +325,6 @@ pub async fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse
     let outcome = ctx
         .groups
         .commit(
-            ctx,
             req.group_id.as_str(),
             req.member_id.as_str(),
             req.group_instance_id.as_ref().map(|s| s.as_str()),
@@ -360,13 +357,13 @@ pub async fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse
 type Fetched = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
 async fn fetch_one(
-    ctx: &Ctx,
+    ctx: &Node,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Fetched, ResponseError> {
     let flat = wanted
         .map(|w| w.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p))).collect());
-    let rows = ctx.groups.offsets(ctx, group, flat).await.map_err(|e| group_code(&e))?;
+    let rows = ctx.groups.offsets(group, flat).await.map_err(|e| group_code(&e))?;
     let mut by_topic: Fetched = Vec::new();
     for (t, p, c) in rows {
         match by_topic.last_mut() {
@@ -409,7 +406,7 @@ fn topic_answers<T, P>(
         .collect()
 }
 
-pub async fn fetch_offsets(ctx: &Ctx, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub async fn fetch_offsets(ctx: &Node, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if version >= 8 {
         let groups = join_all(req.groups.into_iter().map(|g| async move {
             let wanted = g.topics.map(|ts| {
@@ -480,10 +477,10 @@ pub async fn fetch_offsets(ctx: &Ctx, version: i16, req: OffsetFetchRequest) -> 
     ))
 }
 
-pub async fn describe(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub async fn describe(ctx: &Node, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let groups = join_all(req.groups.into_iter().map(|g| async move {
         let described = DescribedGroup::default().with_group_id(g.clone());
-        match ctx.groups.describe(ctx, g.as_str()).await {
+        match ctx.groups.describe(g.as_str()).await {
             Err(e) => described.with_error_code(group_code(&e).code()),
             Ok(d) => described
                 .with_group_state(str_bytes(d.state))
@@ -509,7 +506,7 @@ pub async fn describe(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsRe
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub async fn list(ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn list(ctx: &Node, req: ListGroupsRequest) -> ListGroupsResponse {
     let filter: Vec<String> = req.states_filter.iter().map(|s| s.as_str().to_lowercase()).collect();
     let groups = ctx
         .groups
@@ -527,16 +524,16 @@ pub async fn list(ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsResponse {
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub async fn delete(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn delete(ctx: &Node, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let results = join_all(req.groups_names.into_iter().map(|g| async move {
-        let r = ctx.groups.delete(ctx, g.as_str()).await;
+        let r = ctx.groups.delete(g.as_str()).await;
         DeletableGroupResult::default().with_group_id(g).with_error_code(code(r))
     }))
     .await;
     DeleteGroupsResponse::default().with_results(results)
 }
 
-pub async fn delete_offsets(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn delete_offsets(ctx: &Node, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let mut unknown: Vec<(String, i32)> = Vec::new();
     let mut known: Vec<(String, i32)> = Vec::new();
     for t in &req.topics {
@@ -549,7 +546,7 @@ pub async fn delete_offsets(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDelete
             }
         }
     }
-    let results = match ctx.groups.delete_offsets(ctx, req.group_id.as_str(), known).await {
+    let results = match ctx.groups.delete_offsets(req.group_id.as_str(), known).await {
         Err(e) => return OffsetDeleteResponse::default().with_error_code(group_code(&e).code()),
         Ok(r) => r,
     };

@@ -9,14 +9,15 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
-use crate::kafka::ctx::{Ctx, Lookup};
+use crate::node::Node;
 use crate::partition::handle::PartitionHandle;
+use crate::partition::routing::Lookup;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(ctx: &Node, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -28,7 +29,7 @@ pub fn handle(ctx: &Ctx, version: i16, req: ListOffsetsRequest) -> ListOffsetsRe
                 .map(|p| {
                     let resp =
                         ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    match ctx.leader_replica(&name, p.partition_index) {
+                    match ctx.routing.leader_replica(&name, p.partition_index) {
                         Lookup::Leader(h) => match lookup(&h, p.timestamp) {
                             Ok((offset, timestamp)) => {
                                 let resp = resp.with_offset(offset).with_timestamp(timestamp);

@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::kafka::connection::{self, Closed};
-use crate::kafka::ctx::Ctx;
 use crate::net::{Accepted, Acceptor, Budget, Refusal};
+use crate::node::Node;
 use crate::protocol::ProtocolError;
 
-pub async fn run(listener: TcpListener, ctx: Arc<Ctx>, shutdown: CancellationToken, tasks: TaskTracker) {
+pub async fn run(listener: TcpListener, ctx: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
     let stats = ctx.metrics.kafka_edge.clone();
     let per_ip = Some(ctx.config.max_connections_per_ip);
     let acceptor = Acceptor::new(listener, ctx.config.max_connections, per_ip, stats.clone());

@@ -12,16 +12,16 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use crate::kafka::ctx::Ctx;
 use crate::kafka::error::metadata_code;
 use crate::kafka::str_bytes;
 use crate::metadata::handle::{validate_topic_name, MetadataError, NewTopic};
 use crate::metadata::state::TopicInfo;
+use crate::node::Node;
 
 /// How long a Metadata request waits for an auto-created topic's leaders.
 const AUTO_CREATE_WAIT: Duration = Duration::from_secs(5);
 
-pub async fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(ctx: &Node, version: i16, req: MetadataRequest) -> MetadataResponse {
     let requested: Option<Vec<String>> = match req.topics {
         // v0 has no null: an empty list means every topic.
         Some(t) if version == 0 && t.is_empty() => None,
@@ -74,7 +74,7 @@ pub async fn handle(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataRe
 }
 
 /// Creates `name` if allowed; returns the error code to report otherwise.
-async fn auto_create(ctx: &Ctx, name: &str, allowed: bool) -> Option<ResponseError> {
+async fn auto_create(ctx: &Node, name: &str, allowed: bool) -> Option<ResponseError> {
     if validate_topic_name(name).is_err() {
         return Some(ResponseError::InvalidTopicException);
     }
@@ -90,7 +90,7 @@ async fn auto_create(ctx: &Ctx, name: &str, allowed: bool) -> Option<ResponseErr
     match ctx.metadata.create_topic(&req, false).await {
         Ok(_) | Err(MetadataError::Rejected(crate::metadata::command::Rejection::TopicExists(_))) => {
             tracing::info!(topic = name, partitions = req.partitions, "auto-created topic");
-            if ctx.wait_for_leaders(name, AUTO_CREATE_WAIT).await {
+            if ctx.routing.wait_for_leaders(name, AUTO_CREATE_WAIT).await {
                 None
             } else {
                 Some(ResponseError::LeaderNotAvailable)
@@ -108,7 +108,7 @@ async fn auto_create(ctx: &Ctx, name: &str, allowed: bool) -> Option<ResponseErr
     }
 }
 
-fn describe_topic(ctx: &Ctx, t: &TopicInfo) -> MetadataResponseTopic {
+fn describe_topic(ctx: &Node, t: &TopicInfo) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
@@ -130,7 +130,7 @@ fn describe_topic(ctx: &Ctx, t: &TopicInfo) -> MetadataResponseTopic {
                 .with_partition_index(i as i32)
                 .with_replica_nodes(replicas)
                 .with_isr_nodes(isr);
-            match ctx.leader_of(&t.name, i as i32) {
+            match ctx.routing.leader_of(&t.name, i as i32) {
                 Some((leader, epoch)) => {
                     part.with_leader_id(BrokerId(leader as i32)).with_leader_epoch(epoch)
                 }

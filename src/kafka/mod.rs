@@ -1,11 +1,10 @@
 //! The Kafka data plane: the listener, per-connection pipelining, the routing
 //! table, and one handler file per API family. Holds no broker state of its
-//! own; handlers call `MetadataHandle` and `PartitionHandle`.
+//! own; handlers work on the node's services (`node::Node`).
 
 pub mod api_versions;
 pub mod configs;
 pub mod connection;
-pub mod ctx;
 pub mod dispatch;
 pub mod error;
 pub mod fetch;

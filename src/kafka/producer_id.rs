@@ -1,38 +1,14 @@
-//! InitProducerId: hands out producer ids for idempotent producers from a
-//! block reserved in the metadata group, so most calls need no consensus.
+//! InitProducerId: hands out producer ids for idempotent producers from the
+//! node's pool (`metadata::producer_ids`).
 //! Transactions are not supported: a transactional id is refused.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use crate::kafka::ctx::Ctx;
 use crate::kafka::error::metadata_code;
-use crate::metadata::handle::{MetadataError, MetadataHandle};
+use crate::node::Node;
 
-const BLOCK: i64 = 1000;
-
-/// The rest of this broker's current block of producer ids.
-#[derive(Default)]
-pub struct ProducerIdPool {
-    // A tokio mutex: refilling the block awaits a metadata write, and
-    // concurrent callers must wait for that one refill.
-    next: tokio::sync::Mutex<(i64, i64)>,
-}
-
-impl ProducerIdPool {
-    pub async fn next(&self, metadata: &MetadataHandle) -> Result<i64, MetadataError> {
-        let mut range = self.next.lock().await;
-        if range.0 >= range.1 {
-            let first = metadata.allocate_producer_ids(BLOCK).await?;
-            *range = (first, first + BLOCK);
-        }
-        let id = range.0;
-        range.0 += 1;
-        Ok(id)
-    }
-}
-
-pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(ctx: &Node, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default();
     if req.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
         tracing::info!("InitProducerId with a transactional id refused: transactions are not supported");
@@ -43,7 +19,7 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResp
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return resp.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1);
     }
-    match ctx.producer_ids.next(&ctx.metadata).await {
+    match ctx.producer_ids.next().await {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::warn!(error = %e, "cannot allocate a producer id");

@@ -14,17 +14,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use crate::kafka::ctx::Ctx;
 use crate::kafka::error::metadata_code;
 use crate::kafka::str_bytes;
 use crate::metadata::handle::{MetadataError, NewTopic};
 use crate::metadata::topic_config;
+use crate::node::Node;
 
 fn timeout_of(ms: i32) -> Duration {
     Duration::from_millis(ms.clamp(0, 60_000) as u64)
 }
 
-pub async fn create(ctx: &Ctx, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn create(ctx: &Node, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.as_str().to_string();
@@ -51,7 +51,7 @@ pub async fn create(ctx: &Ctx, version: i16, req: CreateTopicsRequest) -> Create
             Ok(id) => {
                 if !req.validate_only {
                     tracing::info!(topic = %name, partitions, replication_factor = rf, "topic created");
-                    ctx.wait_for_leaders(&name, timeout_of(req.timeout_ms)).await;
+                    ctx.routing.wait_for_leaders(&name, timeout_of(req.timeout_ms)).await;
                 }
                 let mut r = result.with_num_partitions(partitions).with_replication_factor(rf as i16);
                 if version >= 7 {
@@ -84,7 +84,7 @@ fn error_result(r: CreatableTopicResult, e: &MetadataError) -> CreatableTopicRes
     r.with_error_code(metadata_code(e).code()).with_error_message(Some(str_bytes(&e.to_string())))
 }
 
-pub async fn delete(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete(ctx: &Node, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     // v6 names topics in `topics` (by name or id); earlier versions in `topic_names`.
     let state = ctx.metadata.state();
     let mut targets: Vec<(Option<String>, uuid::Uuid)> =
@@ -123,7 +123,7 @@ pub async fn delete(ctx: &Ctx, version: i16, req: DeleteTopicsRequest) -> Delete
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub async fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn create_partitions(ctx: &Node, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.as_str().to_string();
@@ -132,7 +132,7 @@ pub async fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Creat
             Ok(()) => {
                 if !req.validate_only {
                     tracing::info!(topic = %name, count = t.count, "partitions created");
-                    ctx.wait_for_leaders(&name, timeout_of(req.timeout_ms)).await;
+                    ctx.routing.wait_for_leaders(&name, timeout_of(req.timeout_ms)).await;
                 }
                 results.push(r);
             }

@@ -6,6 +6,7 @@ pub mod command;
 pub mod forward;
 pub mod handle;
 pub mod placement;
+pub mod producer_ids;
 pub mod state;
 pub mod store;
 pub mod topic_config;

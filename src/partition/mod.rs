@@ -5,6 +5,7 @@
 //! liveness) and leadership (reports, transfers). It knows nothing of
 //! consumer groups or HTTP.
 
+pub mod append;
 pub mod batch;
 pub mod command;
 pub mod compact;
@@ -16,4 +17,5 @@ pub mod log;
 pub mod manager;
 pub mod producers;
 pub mod retention;
+pub mod routing;
 pub mod store;

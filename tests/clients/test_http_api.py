@@ -267,7 +267,7 @@ def test_rest_records_errors(shared_cluster):
         ("POST", "/v1/topics/rest-errors/records", {"records": [{"value": "x", "partition": 1}]}, 400, "out of range"),
         ("POST", "/v1/topics/rest-errors/records", {"format": "base64", "records": [{"value": "%%%"}]}, 400, "base64"),
         ("POST", "/v1/topics/rest-errors/records", {"format": "yaml", "records": []}, 400, "format"),
-        ("POST", "/v1/topics/rest-errors/records", {"records": [{"value": "x" * 1_100_000}]}, 413, "MessageTooLarge"),
+        ("POST", "/v1/topics/rest-errors/records", {"records": [{"value": "x" * 1_100_000}]}, 413, "max.message.bytes"),
         ("GET", "/v1/topics/absent/partitions/0/records", None, 404, "does not exist"),
         ("GET", "/v1/topics/rest-errors/partitions/7/records", None, 404, "does not exist"),
         ("GET", "/v1/topics/rest-errors/partitions/x/records", None, 400, "partition number"),

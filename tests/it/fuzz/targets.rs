@@ -13,11 +13,11 @@ use openraft::raft::{
 };
 use openraft::storage::RaftLogReader;
 use openraft::{SnapshotMeta, Vote};
-use raftka::kafka::ctx::Ctx;
 use raftka::kafka::dispatch::dispatch;
 use raftka::metadata::forward::{ForwardReply, ForwardRequest};
 use raftka::metadata::handle::NewTopic;
 use raftka::net::{Budget, FrameReader};
+use raftka::node::Node;
 use raftka::partition::{batch, inflate};
 use raftka::protocol::header::decode_request;
 use raftka::raft::log_store::LogStore;
@@ -54,7 +54,7 @@ fn fix_length(frame: &mut [u8]) {
 
 /// Frames out of `input`, each decoded and dispatched; true if one got an
 /// answer (or was still being served when its wait ran out).
-async fn serve_input(ctx: Arc<Ctx>, budget: Arc<Budget>, input: Arc<Vec<u8>>) -> bool {
+async fn serve_input(ctx: Arc<Node>, budget: Arc<Budget>, input: Arc<Vec<u8>>) -> bool {
     let mut frames = FrameReader::new(&input[..], MAX_FRAME, Duration::from_secs(1));
     let mut deep = false;
     while let Ok(Some(frame)) = frames.next(&budget).await {
@@ -78,7 +78,7 @@ async fn create_corpus_topics(b: &TestBroker) {
             configs: Default::default(),
         };
         b.broker().metadata.create_topic(&topic, false).await.expect("create corpus topic");
-        assert!(b.broker().kafka_context().wait_for_leaders(&name, Duration::from_secs(10)).await);
+        assert!(b.broker().node().routing.wait_for_leaders(&name, Duration::from_secs(10)).await);
     }
 }
 
@@ -95,7 +95,7 @@ async fn kafka_requests() {
     create_corpus_topics(&b).await;
     let mut c = Client::connect(b.kafka_addr()).await;
     assert_eq!(ops::create_topic(&mut c, "after-the-fuzz", 1, &[]).await, 0);
-    let ctx = b.broker().kafka_context().clone();
+    let ctx = b.broker().node().clone();
     let budget = Arc::new(Budget::new(64 << 20));
     let seeds = kafka_seeds();
     let frames: Vec<Vec<u8>> = seeds.iter().map(|s| s.frame.clone()).collect();

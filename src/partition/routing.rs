@@ -1,27 +1,18 @@
-//! What every Kafka handler may use: the broker's config, metadata and
-//! partitions, and where this broker is reachable.
+//! Where a partition stands from this broker's point of view: whether it
+//! exists, whether this broker leads it (and so may append to it), and who
+//! leads it otherwise. Built on the metadata handle and the partition
+//! manager; the Kafka handlers, the HTTP API and the group coordinator all
+//! route through it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
-use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::handle::MetadataHandle;
 use crate::partition::handle::PartitionHandle;
 use crate::partition::manager::PartitionManager;
 use crate::raft::types::NodeId;
 
-pub struct Ctx {
-    pub config: Arc<Config>,
-    pub node_id: NodeId,
-    pub metadata: MetadataHandle,
-    pub partitions: Arc<PartitionManager>,
-    pub producer_ids: crate::kafka::producer_id::ProducerIdPool,
-    pub groups: Arc<GroupCoordinator>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
-
-/// Where a partition stands from this broker's point of view.
+/// Where a partition stands for this broker.
 pub enum Lookup {
     UnknownTopicOrPartition,
     /// Exists, but this broker is not (or not yet) its leader.
@@ -29,7 +20,17 @@ pub enum Lookup {
     Leader(PartitionHandle),
 }
 
-impl Ctx {
+#[derive(Clone)]
+pub struct Routing {
+    pub metadata: MetadataHandle,
+    pub partitions: Arc<PartitionManager>,
+}
+
+impl Routing {
+    pub fn new(metadata: MetadataHandle, partitions: Arc<PartitionManager>) -> Self {
+        Self { metadata, partitions }
+    }
+
     /// The local replica of `topic`/`partition`, if this broker leads it.
     pub fn leader_replica(&self, topic: &str, partition: i32) -> Lookup {
         let state = self.metadata.state();
