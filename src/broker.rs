@@ -20,7 +20,9 @@ use crate::group::coordinator::GroupCoordinator;
 use crate::group::membership::Limits;
 use crate::http;
 use crate::kafka;
+use crate::metadata::command::MetaRaft;
 use crate::metadata::command::{BrokerInfo, MetadataCommand};
+use crate::metadata::forward::MetadataRpc;
 use crate::metadata::handle::{MetadataHandle, NewTopic};
 use crate::metadata::producer_ids::ProducerIdPool;
 use crate::metadata::store::MetadataStore;
@@ -34,7 +36,8 @@ use crate::raft::liveness::{self, Liveness};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, Transport};
 use crate::raft::registry::Registry;
-use crate::raft::types::{MetaRaft, NodeId, METADATA_GROUP};
+use crate::raft::rpc::RaftRpc;
+use crate::raft::types::{NodeId, METADATA_GROUP};
 use crate::raft::{partition_raft_config, raft_config, server};
 use crate::storage::{Storage, StorageError};
 
@@ -113,7 +116,8 @@ impl Broker {
         )
         .await
         .map_err(|e| BrokerError::Raft(e.to_string()))?;
-        registry.set_metadata(raft.clone());
+        let handler = MetadataRpc(RaftRpc { group: METADATA_GROUP, raft: raft.clone() });
+        registry.register(METADATA_GROUP, Arc::new(handler));
         // The Raft server outlives the other tasks on shutdown: handing
         // leaderships over needs this node's votes.
         let raft_stop = CancellationToken::new();

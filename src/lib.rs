@@ -9,6 +9,7 @@
 //! - `partition` — one Raft group per partition: batches, offsets, log, retention.
 //! - `raft`      — openraft glue: type configs, log storage, multi-raft transport.
 //! - `storage`   — the broker's RocksDB: column families, keys, fsync policy.
+//! - `codec`     — bincode for what is stored and sent, decoding bounded by its input.
 //! - `net`       — the socket edge: cancel-safe frames, byte budgets, per-IP limits.
 //! - `config`    — every setting, its default, file/env/flag layering.
 //! - `node`      — one node's services, shared by the Kafka and HTTP front ends.
@@ -22,6 +23,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod events;
 pub mod group;

@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::codec;
 use crate::partition::inflate;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::group::membership::{Committed, Group, GroupSnapshot, MemberInfo};
 use crate::partition::batch::{self, PlainRecord};
-use crate::storage::{self, StorageError};
+use crate::storage::StorageError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Key {
@@ -142,15 +143,15 @@ pub fn encode(entries: &[Entry]) -> Result<Bytes, RecordsError> {
             let (key, value) = match e {
                 Entry::Offset { group, topic, partition, value } => (
                     Key::Offset { group: group.clone(), topic: topic.clone(), partition: *partition },
-                    value.as_ref().map(|v| storage::encode("offset value", v)).transpose()?,
+                    value.as_ref().map(|v| codec::encode("offset value", v)).transpose()?,
                 ),
                 Entry::Group { group, value } => (
                     Key::Group { group: group.clone() },
-                    value.as_ref().map(|v| storage::encode("group value", v)).transpose()?,
+                    value.as_ref().map(|v| codec::encode("group value", v)).transpose()?,
                 ),
             };
             Ok(PlainRecord {
-                key: Some(Bytes::from(storage::encode("group key", &key)?)),
+                key: Some(Bytes::from(codec::encode("group key", &key)?)),
                 value: value.map(Bytes::from),
                 headers: Vec::new(),
             })
@@ -167,7 +168,7 @@ pub fn replay(bytes: Bytes, groups: &mut HashMap<String, Group>, now: Instant) -
     for set in inflate::decode_all(bytes).map_err(|e| RecordsError::Batch(e.to_string()))? {
         for r in set.records {
             next = next.max(r.offset + 1);
-            let Some(key) = r.key.as_ref().and_then(|k| storage::decode::<Key>("group key", k).ok()) else {
+            let Some(key) = r.key.as_ref().and_then(|k| codec::decode::<Key>("group key", k).ok()) else {
                 tracing::warn!(offset = r.offset, "skipping an unreadable __consumer_offsets record");
                 continue;
             };
@@ -180,7 +181,7 @@ pub fn replay(bytes: Bytes, groups: &mut HashMap<String, Group>, now: Instant) -
 fn apply(groups: &mut HashMap<String, Group>, key: Key, value: Option<&[u8]>, now: Instant) {
     match key {
         Key::Offset { group, topic, partition } => {
-            let value = value.and_then(|v| storage::decode::<OffsetValue>("offset value", v).ok());
+            let value = value.and_then(|v| codec::decode::<OffsetValue>("offset value", v).ok());
             let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
             match value {
                 Some(v) => {
@@ -203,7 +204,7 @@ fn apply(groups: &mut HashMap<String, Group>, key: Key, value: Option<&[u8]>, no
             }
         }
         Key::Group { group } => {
-            match value.and_then(|v| storage::decode::<GroupValue>("group value", v).ok()) {
+            match value.and_then(|v| codec::decode::<GroupValue>("group value", v).ok()) {
                 Some(v) => {
                     let offsets = groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
                     let mut g = Group::restore(&group, v.into(), now);

@@ -91,3 +91,17 @@ pub enum MetadataResponse {
     },
     Rejected(Rejection),
 }
+
+openraft::declare_raft_types!(
+    /// The metadata (controller) group's openraft types.
+    pub MetaConfig:
+        D = MetadataCommand,
+        R = MetadataResponse,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<MetaConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type MetaRaft = openraft::Raft<MetaConfig>;

@@ -11,11 +11,12 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::command::{BrokerInfo, MetadataCommand, MetadataResponse};
+use crate::codec;
+use crate::metadata::command::{BrokerInfo, MetaConfig, MetaRaft, MetadataCommand, MetadataResponse};
 use crate::raft::network::{Transport, TransportError};
-use crate::raft::types::{MetaRaft, NodeId, METADATA_GROUP};
-use crate::raft::wire::{RpcKind, RpcReply, RpcRequest};
-use crate::storage;
+use crate::raft::rpc::{GroupHandler, HandlerFuture, RaftRpc, RpcRefusal};
+use crate::raft::types::{NodeId, METADATA_GROUP};
+use crate::raft::wire::{RpcKind, RpcReply, RpcRequest, WireError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
@@ -37,10 +38,27 @@ pub enum ForwardFailure {
 /// forwarding node can wait until its own replica has applied it too.
 pub type ForwardReply = Result<(MetadataResponse, u64), ForwardFailure>;
 
+/// The metadata group's handler of incoming RPCs: forwarded writes here,
+/// the rest to its Raft.
+pub struct MetadataRpc(pub RaftRpc<MetaConfig>);
+
+impl GroupHandler for MetadataRpc {
+    fn handle<'a>(&'a self, kind: RpcKind, body: &'a [u8]) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            match kind {
+                RpcKind::Forward => serve(&self.0.raft, body).await,
+                other => self.0.serve(other, body).await,
+            }
+        })
+    }
+}
+
 /// Serves one forwarded request on this node (the transport's server side).
-pub async fn serve(raft: &MetaRaft, body: &[u8]) -> RpcReply {
-    let req: ForwardRequest = storage::decode("forwarded write", body).map_err(|e| e.to_string())?;
-    storage::encode("forward reply", &apply_here(raft, req).await).map_err(|e| e.to_string())
+async fn serve(raft: &MetaRaft, body: &[u8]) -> RpcReply {
+    let req: ForwardRequest =
+        codec::decode("forwarded write", body).map_err(|_| RpcRefusal::Undecodable(RpcKind::Forward))?;
+    codec::encode("forward reply", &apply_here(raft, req).await)
+        .map_err(|_| RpcRefusal::Unencodable(RpcKind::Forward))
 }
 
 /// Proposes `req` through the local Raft, which must be the leader.
@@ -86,8 +104,8 @@ pub async fn send(
     req: &ForwardRequest,
     timeout: Duration,
 ) -> Result<ForwardReply, TransportError> {
-    let body = storage::encode("forwarded write", req).map_err(|e| TransportError::Refused(e.to_string()))?;
+    let body = codec::encode("forwarded write", req).map_err(WireError::from)?;
     let request = RpcRequest { group: METADATA_GROUP, kind: RpcKind::Forward, body };
     let bytes = transport.call(addr, &request, timeout).await?;
-    storage::decode("forward reply", &bytes).map_err(|e| TransportError::Refused(e.to_string()))
+    Ok(codec::decode("forward reply", &bytes).map_err(WireError::from)?)
 }

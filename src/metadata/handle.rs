@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::metadata::command::MetaRaft;
 use crate::metadata::command::{BrokerInfo, MetadataCommand, MetadataResponse, Rejection};
 use crate::metadata::forward::{self, ForwardFailure, ForwardRequest};
 use crate::metadata::placement;
@@ -18,7 +19,7 @@ use crate::metadata::state::MetadataState;
 use crate::metadata::topic_config::{self, TopicConfigError};
 use crate::raft::liveness::Liveness;
 use crate::raft::network::{Transport, TransportError};
-use crate::raft::types::{MetaRaft, NodeId};
+use crate::raft::types::NodeId;
 
 /// Pause between attempts while the metadata group has no reachable leader.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);

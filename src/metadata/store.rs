@@ -15,10 +15,12 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::codec;
+use crate::metadata::command::MetaConfig;
 use crate::metadata::command::MetadataResponse;
 use crate::metadata::state::MetadataState;
 use crate::raft::applied::{sm_err, Applied, ImageSnapshot};
-use crate::raft::types::{MetaConfig, NodeId, METADATA_GROUP};
+use crate::raft::types::{NodeId, METADATA_GROUP};
 use crate::storage::{self, keys, Batch, Cf, Storage};
 
 const TAG_IMAGE: u8 = 1;
@@ -40,7 +42,7 @@ impl MetadataStore {
         storage: Arc<Storage>,
     ) -> Result<(Self, watch::Receiver<Arc<MetadataState>>), storage::StorageError> {
         let image: Image = match storage.get(Cf::State, keys::tagged(METADATA_GROUP, TAG_IMAGE))? {
-            Some(bytes) => storage::decode("metadata state", &bytes)?,
+            Some(bytes) => codec::decode("metadata state", &bytes)?,
             None => Image::default(),
         };
         let (tx, rx) = watch::channel(Arc::new(image.state.clone()));
@@ -52,7 +54,7 @@ impl MetadataStore {
         batch.put(
             Cf::State,
             keys::tagged(METADATA_GROUP, TAG_IMAGE),
-            storage::encode("metadata state", &self.image)?,
+            codec::encode("metadata state", &self.image)?,
         );
         self.storage.write(batch)?;
         self.tx.send_replace(Arc::new(self.image.state.clone()));
@@ -91,7 +93,7 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ImageSnapshot::new(self.image.applied.clone(), storage::encode("metadata state", &self.image.state))
+        ImageSnapshot::new(self.image.applied.clone(), codec::encode("metadata state", &self.image.state))
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
@@ -104,7 +106,7 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let state: MetadataState =
-            storage::decode("metadata snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
+            codec::decode("metadata snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
         self.image = Image { applied: Applied::from_meta(meta), state };
         self.persist_and_publish().map_err(|e| sm_err(&e))
     }

@@ -41,3 +41,17 @@ pub enum PartitionResponse {
     /// Applied; nothing to report (trims, blank and membership entries).
     Done,
 }
+
+openraft::declare_raft_types!(
+    /// One partition's replica group's openraft types.
+    pub PartConfig:
+        D = PartitionCommand,
+        R = PartitionResponse,
+        NodeId = crate::raft::types::NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<PartConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type PartRaft = openraft::Raft<PartConfig>;

@@ -26,11 +26,12 @@ use std::time::{Duration, Instant};
 
 use openraft::{RaftMetrics, ServerState};
 
+use crate::metadata::command::MetaRaft;
 use crate::metadata::state::{MetadataState, PartitionInfo};
 use crate::partition::manager::PartitionManager;
 use crate::raft::ballots::Ballots;
 use crate::raft::liveness::Liveness;
-use crate::raft::types::{GroupId, MetaRaft, NodeId, METADATA_GROUP};
+use crate::raft::types::{GroupId, NodeId, METADATA_GROUP};
 
 /// Delay between the turns of successive replicas to campaign.
 const ELECT_STAGGER: Duration = Duration::from_millis(150);

@@ -7,9 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use openraft::error::{ClientWriteError, RaftError};
 
+use crate::partition::command::PartRaft;
 use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResponse};
 use crate::partition::log::{PartitionLog, ReadError};
-use crate::raft::types::{GroupId, NodeId, PartRaft};
+use crate::raft::types::{GroupId, NodeId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {

@@ -9,12 +9,14 @@ use std::sync::{Arc, RwLock};
 use openraft::BasicNode;
 
 use crate::metadata::state::{MetadataState, PartitionInfo};
+use crate::partition::command::PartRaft;
 use crate::partition::handle::PartitionHandle;
 use crate::partition::store::PartitionStore;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, Transport};
 use crate::raft::registry::Registry;
-use crate::raft::types::{NodeId, PartRaft};
+use crate::raft::rpc::RaftRpc;
+use crate::raft::types::NodeId;
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +170,7 @@ impl PartitionManager {
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-        self.registry.insert(group, raft.clone());
+        self.registry.register(group, Arc::new(RaftRpc { group, raft: raft.clone() }));
         // The preferred replica forms the group; initialising twice with the
         // same members is harmless, and the others join when it contacts them.
         let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;

@@ -22,13 +22,15 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
 use crate::partition::batch;
+use crate::partition::command::PartConfig;
 use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResponse};
 use crate::partition::compact::{Latest, Rewrite};
 use crate::partition::log::{LogOffsets, PartitionLog};
 use crate::partition::producers::{Producers, SeqCheck};
 use crate::raft::applied::{sm_err, Applied, ImageSnapshot};
-use crate::raft::types::{NodeId, PartConfig};
+use crate::raft::types::NodeId;
 use crate::storage::{self, keys, Batch, Cf};
 
 const TAG_IMAGE: u8 = 1;
@@ -61,7 +63,7 @@ impl PartitionStore {
         group: u64,
     ) -> Result<(Self, Arc<PartitionLog>), storage::StorageError> {
         let image: Image = match storage.get(Cf::State, keys::tagged(group, TAG_IMAGE))? {
-            Some(bytes) => storage::decode("partition state", &bytes)?,
+            Some(bytes) => codec::decode("partition state", &bytes)?,
             None => Image::default(),
         };
         let offsets = LogOffsets {
@@ -83,7 +85,7 @@ impl PartitionStore {
         batch.put(
             Cf::State,
             keys::tagged(self.log.group(), TAG_IMAGE),
-            storage::encode("partition state", &self.image)?,
+            codec::encode("partition state", &self.image)?,
         );
         Ok(())
     }
@@ -234,7 +236,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ImageSnapshot::new(self.image.applied.clone(), storage::encode("partition state", &self.image.state))
+        ImageSnapshot::new(self.image.applied.clone(), codec::encode("partition state", &self.image.state))
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
@@ -247,7 +249,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let state: PartitionState =
-            storage::decode("partition snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
+            codec::decode("partition snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
         self.image = Image { applied: Applied::from_meta(meta), state };
         let mut writes = Batch::default();
         self.put_image(&mut writes).map_err(|e| sm_err(&e))?;

@@ -17,8 +17,8 @@ pub struct Applied {
     pub membership: StoredMembership<NodeId, BasicNode>,
 }
 
-/// A RocksDB failure inside a state machine, as openraft wants it.
-pub fn sm_err(e: &crate::storage::StorageError) -> StorageError<NodeId> {
+/// A storage or codec failure inside a state machine, as openraft wants it.
+pub fn sm_err(e: &(impl std::error::Error + 'static)) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(AnyError::new(e)).into()
 }
 
@@ -51,11 +51,11 @@ impl Applied {
 /// A snapshot of a state machine's image, taken when the builder was made.
 pub struct ImageSnapshot {
     applied: Applied,
-    image: Result<Vec<u8>, crate::storage::StorageError>,
+    image: Result<Vec<u8>, crate::codec::CodecError>,
 }
 
 impl ImageSnapshot {
-    pub fn new(applied: Applied, image: Result<Vec<u8>, crate::storage::StorageError>) -> Self {
+    pub fn new(applied: Applied, image: Result<Vec<u8>, crate::codec::CodecError>) -> Self {
         Self { applied, image }
     }
 }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::codec;
 use crate::raft::network::Transport;
 use crate::raft::types::{NodeId, METADATA_GROUP};
 use crate::raft::wire::{RpcKind, RpcRequest};
-use crate::storage;
 
 #[derive(Debug)]
 pub struct Liveness {
@@ -69,13 +69,13 @@ impl Liveness {
 }
 
 /// A ping names its sender, so the receiver counts it as heard too.
-fn ping_request(from: NodeId) -> Result<RpcRequest, storage::StorageError> {
-    Ok(RpcRequest { group: METADATA_GROUP, kind: RpcKind::Ping, body: storage::encode("ping", &from)? })
+fn ping_request(from: NodeId) -> Result<RpcRequest, codec::CodecError> {
+    Ok(RpcRequest { group: METADATA_GROUP, kind: RpcKind::Ping, body: codec::encode("ping", &from)? })
 }
 
 /// The sender of a ping, for the receiving side.
-pub fn ping_sender(body: &[u8]) -> Result<NodeId, storage::StorageError> {
-    storage::decode("ping", body)
+pub fn ping_sender(body: &[u8]) -> Result<NodeId, codec::CodecError> {
+    codec::decode("ping", body)
 }
 
 /// Pings every peer `peers()` names five times per timeout until `shutdown`.

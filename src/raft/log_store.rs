@@ -22,6 +22,7 @@ use openraft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec;
 use crate::raft::types::NodeId;
 use crate::storage::{self, keys, Batch, Cf, GroupId, Storage};
 
@@ -47,11 +48,11 @@ impl<C> LogStore<C> {
     }
 }
 
-fn read_err(e: &storage::StorageError) -> StorageError<NodeId> {
+fn read_err(e: &(impl std::error::Error + 'static)) -> StorageError<NodeId> {
     StorageIOError::read_logs(AnyError::new(e)).into()
 }
 
-fn write_err(e: &storage::StorageError) -> StorageError<NodeId> {
+fn write_err(e: &(impl std::error::Error + 'static)) -> StorageError<NodeId> {
     StorageIOError::write_logs(AnyError::new(e)).into()
 }
 
@@ -67,8 +68,9 @@ where
     ) -> Result<Option<T>, storage::StorageError> {
         self.storage
             .get(Cf::RaftState, keys::tagged(self.group, tag))?
-            .map(|bytes| storage::decode(what, &bytes))
+            .map(|bytes| codec::decode(what, &bytes))
             .transpose()
+            .map_err(storage::StorageError::from)
     }
 
     fn write_state<T: Serialize>(
@@ -78,7 +80,7 @@ where
         value: &T,
     ) -> Result<(), storage::StorageError> {
         let mut batch = Batch::default();
-        batch.put(Cf::RaftState, keys::tagged(self.group, tag), storage::encode(what, value)?);
+        batch.put(Cf::RaftState, keys::tagged(self.group, tag), codec::encode(what, value)?);
         self.storage.write(batch)
     }
 }
@@ -107,7 +109,7 @@ where
         let mut entries = Vec::new();
         let mut failure = None;
         self.storage
-            .for_each(Cf::RaftLog, &from, &to, |_, v| match storage::decode::<C::Entry>("raft entry", v) {
+            .for_each(Cf::RaftLog, &from, &to, |_, v| match codec::decode::<C::Entry>("raft entry", v) {
                 Ok(e) => {
                     entries.push(e);
                     true
@@ -141,7 +143,7 @@ where
             .map_err(|e| read_err(&e))?;
         let last_log_id = match last {
             Some((_, v)) => {
-                let entry: C::Entry = storage::decode("raft entry", &v).map_err(|e| read_err(&e))?;
+                let entry: C::Entry = codec::decode("raft entry", &v).map_err(|e| read_err(&e))?;
                 Some(*entry.get_log_id())
             }
             None => purged,
@@ -170,7 +172,7 @@ where
         let mut batch = Batch::default();
         for entry in entries {
             let key = keys::indexed(self.group, entry.get_log_id().index);
-            batch.put(Cf::RaftLog, key, storage::encode("raft entry", &entry).map_err(|e| write_err(&e))?);
+            batch.put(Cf::RaftLog, key, codec::encode("raft entry", &entry).map_err(|e| write_err(&e))?);
         }
         let result = self.storage.write(batch);
         match result {
@@ -196,7 +198,7 @@ where
         batch.put(
             Cf::RaftState,
             keys::tagged(self.group, TAG_PURGED),
-            storage::encode("purged log id", &log_id).map_err(|e| write_err(&e))?,
+            codec::encode("purged log id", &log_id).map_err(|e| write_err(&e))?,
         );
         batch.delete_range(
             Cf::RaftLog,

@@ -9,6 +9,7 @@ pub mod liveness;
 pub mod log_store;
 pub mod network;
 pub mod registry;
+pub mod rpc;
 pub mod server;
 pub mod types;
 pub mod wire;

@@ -18,10 +18,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpStream;
 
+use crate::codec;
 use crate::raft::ballots::Ballots;
+use crate::raft::rpc::RpcRefusal;
 use crate::raft::types::{GroupId, NodeId};
 use crate::raft::wire::{self, RpcKind, RpcReply, RpcRequest, WireError};
-use crate::storage;
 
 /// Idle connections kept per peer.
 const POOL_SIZE: usize = 4;
@@ -37,7 +38,7 @@ pub enum TransportError {
     #[error("peer closed the connection")]
     Closed,
     #[error("peer could not route the request: {0}")]
-    Refused(String),
+    Refused(#[from] RpcRefusal),
 }
 
 /// Connection pools to every peer, shared by all groups of this node.
@@ -151,15 +152,15 @@ impl<C> GroupClient<C> {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let body = storage::encode("raft rpc", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body = codec::encode("raft rpc", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let request = RpcRequest { group: self.group, kind, body };
         let bytes = self
             .transport
             .call(&self.addr, &request, option.hard_ttl())
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let result: Result<Resp, RaftError<NodeId, E>> = storage::decode("raft rpc reply", &bytes)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            codec::decode("raft rpc reply", &bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

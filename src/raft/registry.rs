@@ -1,30 +1,25 @@
-//! GroupId → the local Raft handle that serves it, for incoming RPCs; and the
+//! GroupId → the handler its owner registered, for incoming RPCs; and the
 //! node's failure detector, which incoming pings feed, and its campaigns'
 //! vote outcomes, which outgoing vote RPCs feed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::raft::ballots::Ballots;
 use crate::raft::liveness::Liveness;
-use crate::raft::types::{GroupId, MetaRaft, PartRaft};
+use crate::raft::rpc::GroupHandler;
+use crate::raft::types::GroupId;
 
 pub struct Registry {
-    metadata: OnceLock<MetaRaft>,
     // A std lock: lookups and inserts only, never held across an await.
-    partitions: RwLock<HashMap<GroupId, PartRaft>>,
+    groups: RwLock<HashMap<GroupId, Arc<dyn GroupHandler>>>,
     liveness: Arc<Liveness>,
     ballots: Arc<Ballots>,
 }
 
 impl Registry {
     pub fn new(liveness: Arc<Liveness>) -> Self {
-        Self {
-            metadata: OnceLock::new(),
-            partitions: RwLock::new(HashMap::new()),
-            liveness,
-            ballots: Arc::new(Ballots::new()),
-        }
+        Self { groups: RwLock::new(HashMap::new()), liveness, ballots: Arc::new(Ballots::new()) }
     }
 
     pub fn liveness(&self) -> &Arc<Liveness> {
@@ -35,25 +30,17 @@ impl Registry {
         &self.ballots
     }
 
-    pub fn set_metadata(&self, raft: MetaRaft) {
-        let _ = self.metadata.set(raft);
+    // The map holds only handles: a panic elsewhere cannot leave it half
+    // written, so a poisoned lock is still good to use.
+    pub fn register(&self, group: GroupId, handler: Arc<dyn GroupHandler>) {
+        self.groups.write().unwrap_or_else(PoisonError::into_inner).insert(group, handler);
     }
 
-    pub fn metadata(&self) -> Option<MetaRaft> {
-        self.metadata.get().cloned()
+    pub fn remove(&self, group: GroupId) {
+        self.groups.write().unwrap_or_else(PoisonError::into_inner).remove(&group);
     }
 
-    pub fn insert(&self, group: GroupId, raft: PartRaft) {
-        if let Ok(mut map) = self.partitions.write() {
-            map.insert(group, raft);
-        }
-    }
-
-    pub fn remove(&self, group: GroupId) -> Option<PartRaft> {
-        self.partitions.write().ok()?.remove(&group)
-    }
-
-    pub fn partition(&self, group: GroupId) -> Option<PartRaft> {
-        self.partitions.read().ok()?.get(&group).cloned()
+    pub fn handler(&self, group: GroupId) -> Option<Arc<dyn GroupHandler>> {
+        self.groups.read().unwrap_or_else(PoisonError::into_inner).get(&group).cloned()
     }
 }

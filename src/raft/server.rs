@@ -1,6 +1,6 @@
-//! Incoming Raft RPCs: accepts peer connections on the Raft address and routes
-//! each tagged request to the local group it names (forwarded metadata writes
-//! go to `metadata::forward`). The port is as open as the Kafka one, so it is
+//! Incoming Raft RPCs: accepts peer connections on the Raft address and hands
+//! each tagged request to the handler its group registered (`raft::rpc`);
+//! pings feed the failure detector. The port is as open as the Kafka one, so it is
 //! guarded the same way: at most `raft_max_connections` at once (more wait to
 //! be accepted), frames bounded by `raft_max_frame_bytes` and read under the
 //! listener's `raft_queued_max_bytes` budget, each frame due whole within
@@ -11,17 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
-use openraft::{Raft, RaftTypeConfig};
-use serde::de::DeserializeOwned;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::net::{Accepted, Acceptor, Budget, EdgeStats, FrameError, FrameReader, Refusal};
 use crate::raft::registry::Registry;
-use crate::raft::types::{NodeId, METADATA_GROUP};
+use crate::raft::rpc::RpcRefusal;
 use crate::raft::wire::{self, RpcKind, RpcReply, RpcRequest, WireError};
-use crate::storage;
 
 /// How the Raft listener guards itself.
 #[derive(Debug, Clone)]
@@ -102,49 +98,11 @@ async fn connection(
 
 async fn route(registry: &Registry, req: RpcRequest) -> RpcReply {
     if req.kind == RpcKind::Ping {
-        let from = crate::raft::liveness::ping_sender(&req.body).map_err(|e| e.to_string())?;
+        let from = crate::raft::liveness::ping_sender(&req.body)
+            .map_err(|_| RpcRefusal::Undecodable(RpcKind::Ping))?;
         registry.liveness().heard(from);
         return Ok(Vec::new());
     }
-    if req.group == METADATA_GROUP {
-        let raft = registry.metadata().ok_or("metadata group is not running")?;
-        if req.kind == RpcKind::Forward {
-            return crate::metadata::forward::serve(&raft, &req.body).await;
-        }
-        dispatch(&raft, req.kind, &req.body).await
-    } else {
-        let raft =
-            registry.partition(req.group).ok_or_else(|| format!("group {} is not hosted here", req.group))?;
-        dispatch(&raft, req.kind, &req.body).await
-    }
-}
-
-async fn dispatch<C>(raft: &Raft<C>, kind: RpcKind, body: &[u8]) -> RpcReply
-where
-    C: RaftTypeConfig<NodeId = NodeId>,
-    AppendEntriesRequest<C>: DeserializeOwned,
-    InstallSnapshotRequest<C>: DeserializeOwned,
-{
-    let decode_err = |e: storage::StorageError| e.to_string();
-    let encoded = match kind {
-        RpcKind::AppendEntries => {
-            let rpc = storage::decode("append entries", body).map_err(decode_err)?;
-            storage::encode("append reply", &raft.append_entries(rpc).await)
-        }
-        RpcKind::Vote => {
-            let rpc: VoteRequest<NodeId> = storage::decode("vote", body).map_err(decode_err)?;
-            storage::encode("vote reply", &raft.vote(rpc).await)
-        }
-        RpcKind::InstallSnapshot => {
-            let rpc = storage::decode("install snapshot", body).map_err(decode_err)?;
-            storage::encode("snapshot reply", &raft.install_snapshot(rpc).await)
-        }
-        RpcKind::Elect => {
-            let started = raft.trigger().elect().await.map_err(|e| e.to_string());
-            storage::encode("elect reply", &started)
-        }
-        RpcKind::Forward => return Err("only the metadata group takes forwarded writes".to_string()),
-        RpcKind::Ping => return Ok(Vec::new()),
-    };
-    encoded.map_err(|e| e.to_string())
+    let handler = registry.handler(req.group).ok_or(RpcRefusal::NotHosted(req.group))?;
+    handler.handle(req.kind, &req.body).await
 }

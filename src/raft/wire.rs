@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::codec;
 use crate::net::FrameError;
+use crate::raft::rpc::RpcRefusal;
 use crate::raft::types::GroupId;
-use crate::storage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RpcKind {
@@ -34,7 +35,7 @@ pub struct RpcRequest {
 
 /// `Ok` holds the bincode-encoded `Result` that the target's Raft returned;
 /// `Err` says why the target could not route the request at all.
-pub type RpcReply = Result<Vec<u8>, String>;
+pub type RpcReply = Result<Vec<u8>, RpcRefusal>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -45,14 +46,14 @@ pub enum WireError {
     #[error(transparent)]
     Frame(#[from] FrameError),
     #[error(transparent)]
-    Codec(#[from] storage::StorageError),
+    Codec(#[from] crate::codec::CodecError),
 }
 
 pub async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
     w: &mut W,
     value: &T,
 ) -> Result<(), WireError> {
-    let body = storage::encode("rpc frame", value)?;
+    let body = codec::encode("rpc frame", value)?;
     let len = u32::try_from(body.len())
         .map_err(|_| WireError::TooLarge { size: body.len(), max: u32::MAX as usize })?;
     w.write_all(&len.to_be_bytes()).await?;
@@ -88,5 +89,5 @@ pub async fn read_frame<R: AsyncReadExt + Unpin, T: serde::de::DeserializeOwned>
 
 /// Decodes one frame body (a request on the server, a reply on the client).
 pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
-    Ok(storage::decode("rpc frame", body)?)
+    Ok(codec::decode("rpc frame", body)?)
 }

@@ -13,17 +13,19 @@ use openraft::raft::{
 };
 use openraft::storage::RaftLogReader;
 use openraft::{SnapshotMeta, Vote};
+use raftka::codec;
 use raftka::kafka::dispatch::dispatch;
+use raftka::metadata::command::MetaConfig;
 use raftka::metadata::forward::{ForwardReply, ForwardRequest};
 use raftka::metadata::handle::NewTopic;
 use raftka::net::{Budget, FrameReader};
 use raftka::node::Node;
+use raftka::partition::command::PartConfig;
 use raftka::partition::{batch, inflate};
 use raftka::protocol::header::decode_request;
 use raftka::raft::log_store::LogStore;
-use raftka::raft::types::{MetaConfig, NodeId, PartConfig, METADATA_GROUP};
+use raftka::raft::types::{NodeId, METADATA_GROUP};
 use raftka::raft::wire::{self, RpcKind, RpcReply, RpcRequest};
-use raftka::storage;
 
 use crate::common::{ops, Client, TestBroker};
 use crate::fuzz::corpus::{batch_seeds, kafka_seeds};
@@ -200,7 +202,7 @@ fn record_batches() {
 }
 
 fn raft_frame(group: u64, kind: RpcKind, body: Vec<u8>) -> Vec<u8> {
-    let encoded = storage::encode("rpc", &RpcRequest { group, kind, body }).expect("encode");
+    let encoded = codec::encode("rpc", &RpcRequest { group, kind, body }).expect("encode");
     let mut frame = (encoded.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&encoded);
     frame
@@ -284,7 +286,7 @@ async fn raft_seeds() -> Vec<Vec<u8>> {
     seeds.push(raft_frame(group, RpcKind::Elect, Vec::new()));
     // Replies, as a node's client side reads them.
     let reply = |body: Vec<u8>| {
-        let encoded = storage::encode("reply", &RpcReply::Ok(body)).expect("encode");
+        let encoded = codec::encode("reply", &RpcReply::Ok(body)).expect("encode");
         let mut frame = (encoded.len() as u32).to_be_bytes().to_vec();
         frame.extend_from_slice(&encoded);
         frame
@@ -306,7 +308,7 @@ mod erased {
     }
     impl<T: serde::Serialize> Encode for T {
         fn encode(&self, what: &'static str) -> Vec<u8> {
-            raftka::storage::encode(what, self).expect("encode seed")
+            raftka::codec::encode(what, self).expect("encode seed")
         }
     }
 }
@@ -315,13 +317,13 @@ mod erased {
 fn decode_bodies(body: &[u8]) -> bool {
     let Ok(req) = wire::decode::<RpcRequest>(body) else {
         if let Ok(Ok(inner)) = wire::decode::<RpcReply>(body) {
-            let _ = storage::decode::<
-                Result<AppendEntriesResponse<NodeId>, openraft::error::RaftError<NodeId>>,
-            >("r", &inner);
-            let _ = storage::decode::<Result<VoteResponse<NodeId>, openraft::error::RaftError<NodeId>>>(
+            let _ = codec::decode::<Result<AppendEntriesResponse<NodeId>, openraft::error::RaftError<NodeId>>>(
                 "r", &inner,
             );
-            let _ = storage::decode::<ForwardReply>("r", &inner);
+            let _ = codec::decode::<Result<VoteResponse<NodeId>, openraft::error::RaftError<NodeId>>>(
+                "r", &inner,
+            );
+            let _ = codec::decode::<ForwardReply>("r", &inner);
             return true;
         }
         return false;
@@ -329,18 +331,18 @@ fn decode_bodies(body: &[u8]) -> bool {
     let b = &req.body[..];
     match req.kind {
         RpcKind::AppendEntries => {
-            let _ = storage::decode::<AppendEntriesRequest<MetaConfig>>("a", b);
-            let _ = storage::decode::<AppendEntriesRequest<PartConfig>>("a", b);
+            let _ = codec::decode::<AppendEntriesRequest<MetaConfig>>("a", b);
+            let _ = codec::decode::<AppendEntriesRequest<PartConfig>>("a", b);
         }
         RpcKind::InstallSnapshot => {
-            let _ = storage::decode::<InstallSnapshotRequest<MetaConfig>>("s", b);
-            let _ = storage::decode::<InstallSnapshotRequest<PartConfig>>("s", b);
+            let _ = codec::decode::<InstallSnapshotRequest<MetaConfig>>("s", b);
+            let _ = codec::decode::<InstallSnapshotRequest<PartConfig>>("s", b);
         }
         RpcKind::Vote => {
-            let _ = storage::decode::<VoteRequest<NodeId>>("v", b);
+            let _ = codec::decode::<VoteRequest<NodeId>>("v", b);
         }
         RpcKind::Forward => {
-            let _ = storage::decode::<ForwardRequest>("f", b);
+            let _ = codec::decode::<ForwardRequest>("f", b);
         }
         RpcKind::Ping => {
             let _ = raftka::raft::liveness::ping_sender(b);

@@ -1,0 +1,91 @@
+//! What the Raft listener does with a request: every group registers a
+//! `GroupHandler` under its id in the `Registry`, and the server hands each
+//! request to the handler of the group it names. `RaftRpc` is the handler of
+//! a plain Raft group (AppendEntries, Vote, InstallSnapshot, Elect) of any
+//! type config; an owner with requests of its own (the metadata group's
+//! forwarded writes) wraps it. A request no handler can take is answered with
+//! an `RpcRefusal`, which the caller's transport reports as such.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::{Raft, RaftTypeConfig};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::raft::types::{GroupId, NodeId};
+use crate::raft::wire::{RpcKind, RpcReply};
+
+/// Why a node did not route a request to Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RpcRefusal {
+    #[error("group {0} is not hosted here")]
+    NotHosted(GroupId),
+    #[error("group {group} does not take {kind:?} requests")]
+    WrongKind { group: GroupId, kind: RpcKind },
+    #[error("the {0:?} request does not decode")]
+    Undecodable(RpcKind),
+    #[error("the reply to {0:?} does not encode")]
+    Unencodable(RpcKind),
+}
+
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = RpcReply> + Send + 'a>>;
+
+/// How a group's owner answers the requests addressed to the group.
+pub trait GroupHandler: Send + Sync {
+    fn handle<'a>(&'a self, kind: RpcKind, body: &'a [u8]) -> HandlerFuture<'a>;
+}
+
+/// The handler of a plain Raft group.
+pub struct RaftRpc<C: RaftTypeConfig> {
+    pub group: GroupId,
+    pub raft: Raft<C>,
+}
+
+impl<C> GroupHandler for RaftRpc<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId>,
+    AppendEntriesRequest<C>: DeserializeOwned,
+    InstallSnapshotRequest<C>: DeserializeOwned,
+{
+    fn handle<'a>(&'a self, kind: RpcKind, body: &'a [u8]) -> HandlerFuture<'a> {
+        Box::pin(self.serve(kind, body))
+    }
+}
+
+impl<C> RaftRpc<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId>,
+    AppendEntriesRequest<C>: DeserializeOwned,
+    InstallSnapshotRequest<C>: DeserializeOwned,
+{
+    pub async fn serve(&self, kind: RpcKind, body: &[u8]) -> RpcReply {
+        fn decode<T: DeserializeOwned>(kind: RpcKind, body: &[u8]) -> Result<T, RpcRefusal> {
+            codec::decode("raft request", body).map_err(|_| RpcRefusal::Undecodable(kind))
+        }
+        let encoded = match kind {
+            RpcKind::AppendEntries => {
+                let rpc: AppendEntriesRequest<C> = decode(kind, body)?;
+                codec::encode("append reply", &self.raft.append_entries(rpc).await)
+            }
+            RpcKind::Vote => {
+                let rpc: VoteRequest<NodeId> = decode(kind, body)?;
+                codec::encode("vote reply", &self.raft.vote(rpc).await)
+            }
+            RpcKind::InstallSnapshot => {
+                let rpc: InstallSnapshotRequest<C> = decode(kind, body)?;
+                codec::encode("snapshot reply", &self.raft.install_snapshot(rpc).await)
+            }
+            RpcKind::Elect => {
+                let started = self.raft.trigger().elect().await.map_err(|e| e.to_string());
+                codec::encode("elect reply", &started)
+            }
+            RpcKind::Forward | RpcKind::Ping => {
+                return Err(RpcRefusal::WrongKind { group: self.group, kind })
+            }
+        };
+        encoded.map_err(|_| RpcRefusal::Unencodable(kind))
+    }
+}
