@@ -1,20 +1,27 @@
-//! ApiVersions, answered from the routing table. An unsupported request
+//! ApiVersions, answered from the routing table it is given. An unsupported request
 //! version gets a v0 body with UNSUPPORTED_VERSION and our ranges, which is how
 //! clients (older librdkafka/kcat among them) learn what to downgrade to.
 
 use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::ApiVersionsResponse;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
-use crate::kafka::dispatch::ROUTES;
 use crate::protocol::header::{encode_frame, encode_response};
 use crate::protocol::{ProtocolError, Request};
 
 const MAX_VERSION: i16 = 4;
 
-pub fn handle(req: &Request) -> Result<BytesMut, ProtocolError> {
-    let api_keys: Vec<ApiVersion> = ROUTES
+/// One served API and the versions we accept (the table is `dispatch::ROUTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+pub fn handle(req: &Request, routes: &[Route]) -> Result<BytesMut, ProtocolError> {
+    let api_keys: Vec<ApiVersion> = routes
         .iter()
         .map(|r| {
             ApiVersion::default().with_api_key(r.key as i16).with_min_version(r.min).with_max_version(r.max)

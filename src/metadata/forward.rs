@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::metadata::command::{BrokerInfo, MetaConfig, MetaRaft, MetadataCommand, MetadataResponse};
 use crate::raft::network::{Transport, TransportError};
-use crate::raft::rpc::{GroupHandler, HandlerFuture, RaftRpc, RpcRefusal};
+use crate::raft::rpc::{GroupHandler, HandlerFuture, RaftRpc};
 use crate::raft::types::{NodeId, METADATA_GROUP};
-use crate::raft::wire::{RpcKind, RpcReply, RpcRequest, WireError};
+use crate::raft::wire::{RpcKind, RpcRefusal, RpcReply, RpcRequest, WireError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {

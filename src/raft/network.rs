@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 
 use crate::codec;
 use crate::raft::ballots::Ballots;
-use crate::raft::rpc::RpcRefusal;
 use crate::raft::types::{GroupId, NodeId};
+use crate::raft::wire::RpcRefusal;
 use crate::raft::wire::{self, RpcKind, RpcReply, RpcRequest, WireError};
 
 /// Idle connections kept per peer.

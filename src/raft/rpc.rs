@@ -12,24 +12,10 @@ use std::pin::Pin;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{Raft, RaftTypeConfig};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::raft::types::{GroupId, NodeId};
-use crate::raft::wire::{RpcKind, RpcReply};
-
-/// Why a node did not route a request to Raft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum RpcRefusal {
-    #[error("group {0} is not hosted here")]
-    NotHosted(GroupId),
-    #[error("group {group} does not take {kind:?} requests")]
-    WrongKind { group: GroupId, kind: RpcKind },
-    #[error("the {0:?} request does not decode")]
-    Undecodable(RpcKind),
-    #[error("the reply to {0:?} does not encode")]
-    Unencodable(RpcKind),
-}
+use crate::raft::wire::{RpcKind, RpcRefusal, RpcReply};
 
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = RpcReply> + Send + 'a>>;
 

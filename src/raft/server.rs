@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::net::{Accepted, Acceptor, Budget, EdgeStats, FrameError, FrameReader, Refusal};
 use crate::raft::registry::Registry;
-use crate::raft::rpc::RpcRefusal;
+use crate::raft::wire::RpcRefusal;
 use crate::raft::wire::{self, RpcKind, RpcReply, RpcRequest, WireError};
 
 /// How the Raft listener guards itself.

@@ -7,7 +7,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::codec;
 use crate::net::FrameError;
-use crate::raft::rpc::RpcRefusal;
 use crate::raft::types::GroupId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +30,19 @@ pub struct RpcRequest {
     pub kind: RpcKind,
     /// The bincode-encoded openraft request.
     pub body: Vec<u8>,
+}
+
+/// Why a node did not route a request to Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RpcRefusal {
+    #[error("group {0} is not hosted here")]
+    NotHosted(GroupId),
+    #[error("group {group} does not take {kind:?} requests")]
+    WrongKind { group: GroupId, kind: RpcKind },
+    #[error("the {0:?} request does not decode")]
+    Undecodable(RpcKind),
+    #[error("the reply to {0:?} does not encode")]
+    Unencodable(RpcKind),
 }
 
 /// `Ok` holds the bincode-encoded `Result` that the target's Raft returned;

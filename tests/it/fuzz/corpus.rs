@@ -35,8 +35,12 @@ fn captured() -> Vec<Vec<u8>> {
     files.into_iter().map(|p| std::fs::read(p).expect("corpus file")).collect()
 }
 
-/// A request of `key` with every field at its default.
+/// A request of `key` with every field at its default (but a Produce's
+/// acks, whose default 0 asks for no answer).
 fn default_request(key: ApiKey) -> Option<RequestKind> {
+    if key == ApiKey::Produce {
+        return Some(RequestKind::Produce(ProduceRequest::default().with_acks(-1)));
+    }
     macro_rules! defaults {
         ($($k:ident => $t:ident),* $(,)?) => {
             match key {
@@ -97,28 +101,35 @@ pub fn kafka_seeds() -> Vec<Seed> {
         }
     }
     let covered: BTreeSet<(i16, i16)> = seeds.iter().map(|s| (s.api as i16, s.version)).collect();
+    let missing: Vec<Seed> =
+        default_seeds().into_iter().filter(|d| !covered.contains(&(d.api as i16, d.version))).collect();
+    seeds.extend(missing);
+    seeds
+}
+
+/// A default request (every field at its default) for every routed API at
+/// every routed version; versions the crate cannot encode (Produce v0-2,
+/// which the broker refuses by version) are the lowest it can, relabelled.
+pub fn default_seeds() -> Vec<Seed> {
     let header = RequestHeader::default().with_client_id(Some(StrBytes::from_static_str("fuzz")));
+    let mut seeds: Vec<Seed> = Vec::new();
     for route in ROUTES {
+        let body = default_request(route.key)
+            .unwrap_or_else(|| panic!("no default request for routed {:?}", route.key));
+        let encodable: Vec<(i16, Vec<u8>)> = (route.min..=route.max)
+            .filter_map(|v| frame(&header, &body, route.key, v).map(|f| (v, f)))
+            .collect();
+        let (_, lowest) =
+            encodable.first().unwrap_or_else(|| panic!("no {:?} request encodes", route.key)).clone();
         for v in route.min..=route.max {
-            if covered.contains(&(route.key as i16, v)) {
-                continue;
-            }
-            let body = default_request(route.key)
-                .unwrap_or_else(|| panic!("no default request for routed {:?}", route.key));
-            // Versions the crate cannot encode (Produce v0-2, which the broker
-            // refuses by version): another version's frame, relabelled.
-            let f = frame(&header, &body, route.key, v)
-                .or_else(|| {
-                    let same_header = |s: &&Seed| {
-                        s.api == route.key
-                            && route.key.request_header_version(s.version)
-                                == route.key.request_header_version(v)
-                    };
-                    let mut f = seeds.iter().find(same_header)?.frame.clone();
+            let f = match encodable.iter().find(|(ev, _)| *ev == v) {
+                Some((_, f)) => f.clone(),
+                None => {
+                    let mut f = lowest.clone();
                     f[6..8].copy_from_slice(&v.to_be_bytes());
-                    Some(f)
-                })
-                .unwrap_or_else(|| panic!("no {:?} v{v} request can be made", route.key));
+                    f
+                }
+            };
             seeds.push(Seed { api: route.key, version: v, frame: f });
         }
     }

@@ -18,7 +18,7 @@
 //! test` runs; `make fuzz` runs 10,000,000), `FUZZ_SEED` the seed.
 
 mod alloc;
-mod corpus;
+pub mod corpus;
 mod mutate;
 mod rng;
 mod targets;
