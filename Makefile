@@ -27,8 +27,8 @@ fuzz-corpus: venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python tests/corpus/capture.py
 
 ## Everything CI runs: system packages, the build, Rust tests, client suites.
-## (clippy is `make lint`: its check build of RocksDB's C++ is a second ~20-minute
-## compile on a fresh machine, which would push CI past its time budget.)
+## (clippy is `make lint`, which .ci/run runs after this: its check build of
+## RocksDB's C++ is a second ~20-minute compile on a fresh machine.)
 test: deps build fmt-check rust-test client-test
 
 deps:
@@ -61,7 +61,8 @@ $(VENV2)/.ok: tests/clients/requirements-kp2.txt
 
 client-test: venv build
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python -m pytest -q tests/clients $(PYTEST_ARGS)
-	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS)
+	# A -k that selects nothing among the seed tests is not a failure (pytest's 5).
+	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 bench: bench-node bench-cluster bench-groups bench-http bench-edge
 
