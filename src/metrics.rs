@@ -53,6 +53,8 @@ pub struct Metrics {
     requests: Family<ApiLabels, Counter>,
     latency: LatencyFamily,
     commit_latency: Histogram,
+    /// Fetches parked until data arrives or their wait runs out.
+    fetches_waiting: Gauge,
     /// What the Kafka, Raft and HTTP listeners refused and hold.
     pub kafka_edge: Arc<EdgeStats>,
     pub raft_edge: Arc<EdgeStats>,
@@ -66,6 +68,7 @@ impl Default for Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             commit_latency: latency_histogram(),
+            fetches_waiting: Gauge::default(),
             kafka_edge: Arc::new(EdgeStats::new("kafka", refused.clone())),
             raft_edge: Arc::new(EdgeStats::new("raft", refused.clone())),
             http_edge: Arc::new(EdgeStats::new("http", refused)),
@@ -86,6 +89,17 @@ impl Metrics {
         self.commit_latency.observe(elapsed.as_secs_f64());
     }
 
+    /// Counts one parked fetch until the guard is dropped.
+    pub fn fetch_waiting(&self) -> Parked {
+        self.fetches_waiting.inc();
+        Parked(self.fetches_waiting.clone())
+    }
+
+    /// Fetches parked right now.
+    pub fn fetches_waiting(&self) -> i64 {
+        self.fetches_waiting.get()
+    }
+
     /// The text exposition: the counters above and `live`'s state.
     pub fn render(&self, live: Live) -> String {
         let mut registry = Registry::with_prefix("raftka");
@@ -99,6 +113,11 @@ impl Metrics {
             "raft_commit_duration_seconds",
             "Produce appends: proposal to majority commit",
             self.commit_latency.clone(),
+        );
+        registry.register(
+            "kafka_fetches_waiting",
+            "Fetches parked until data arrives or their wait runs out",
+            self.fetches_waiting.clone(),
         );
         // One family for every listener, labelled by `listener`.
         let refused = self.kafka_edge.refusal_family();
@@ -118,6 +137,15 @@ impl Metrics {
             tracing::warn!(error = %e, "cannot render metrics");
         }
         out
+    }
+}
+
+/// One fetch counted as parked while this lives.
+pub struct Parked(Gauge);
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

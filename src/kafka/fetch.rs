@@ -40,6 +40,7 @@ pub async fn handle(ctx: &Node, req: FetchRequest) -> FetchResponse {
         }
         // Wait for any partition's high watermark to move, or the deadline.
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        let _waiting = ctx.metrics.fetch_waiting();
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             let mut unused = Vec::new();
             let (responses, _, _) = read_all(ctx, &req, max_bytes, &mut unused);

@@ -61,8 +61,17 @@ class Load:
         self.acked = {p: [] for p in range(PARTITIONS)}
         self.ack_times = {p: [] for p in range(PARTITIONS)}
         self.errors = []
+        self.failure = None
         self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = threading.Thread(target=self._guarded, daemon=True)
+
+    def _guarded(self):
+        # An exception in the thread is kept for finish() to raise: nobody
+        # would see it fail the test otherwise.
+        try:
+            self._run()
+        except BaseException as e:  # noqa: BLE001 - re-raised by finish()
+            self.failure = e
 
     def _run(self):
         n = 0
@@ -82,7 +91,8 @@ class Load:
             except BufferError:
                 pass
             self.producer.poll(0.001 if n % 50 == 0 else 0)
-        assert self.producer.flush(90) == 0, "records left unacknowledged"
+        left = self.producer.flush(90)
+        assert left == 0, f"{left} records left unacknowledged"
 
     def start(self):
         self.thread.start()
@@ -98,7 +108,10 @@ class Load:
     def finish(self):
         self.stop_flag.set()
         self.thread.join(120)
-        assert not self.thread.is_alive()
+        assert not self.thread.is_alive(), "the producer thread did not stop"
+        if self.failure is not None:
+            raise self.failure
+        assert not self.errors, f"{len(self.errors)} records failed delivery: {self.errors[:3]}"
 
 
 def read_all(bootstrap, topic, expected_total, timeout=90):

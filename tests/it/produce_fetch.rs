@@ -6,7 +6,7 @@ use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
 
 use crate::common::ops::*;
-use crate::common::{Client, TestBroker};
+use crate::common::{wait_until, Client, TestBroker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_then_fetch_returns_records_with_contiguous_offsets() {
@@ -70,8 +70,13 @@ async fn waiting_fetch_wakes_when_data_arrives_not_at_max_wait() {
         let mut c2 = Client::connect(addr).await;
         fetch_with(&mut c2, "lp", 0, 0, 20_000, 1).await
     });
-    // Let the fetch start waiting, then produce.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the fetch is parked, produce.
+    let metrics = b.broker().node().metrics.clone();
+    wait_until(Duration::from_secs(10), "the fetch is parked", || {
+        let metrics = metrics.clone();
+        async move { metrics.fetches_waiting() == 1 }
+    })
+    .await;
     produce(&mut c, "lp", 0, records(&["wake"], 1, Compression::None)).await;
     let f = waiter.await.expect("fetch task");
     assert_eq!(f.records.len(), 1);
