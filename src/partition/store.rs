@@ -16,24 +16,18 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
-use openraft::{
-    BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StoredMembership,
-};
+use openraft::{BasicNode, EntryPayload, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
 use crate::partition::batch;
 use crate::partition::command::PartConfig;
 use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResponse};
 use crate::partition::compact::{Latest, Rewrite};
 use crate::partition::log::{LogOffsets, PartitionLog};
 use crate::partition::producers::{Producers, SeqCheck};
-use crate::raft::applied::{sm_err, Applied, ImageSnapshot};
+use crate::raft::applied::{sm_err, Image, ImageSnapshot};
 use crate::raft::types::NodeId;
 use crate::storage::{self, keys, Batch, Cf};
-
-const TAG_IMAGE: u8 = 1;
 
 /// Everything a replica persists about its partition besides the records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,15 +39,9 @@ pub struct PartitionState {
     pub producers: Producers,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Image {
-    applied: Applied,
-    state: PartitionState,
-}
-
 pub struct PartitionStore {
     log: Arc<PartitionLog>,
-    image: Image,
+    image: Image<PartitionState>,
 }
 
 impl PartitionStore {
@@ -62,10 +50,7 @@ impl PartitionStore {
         storage: Arc<storage::Storage>,
         group: u64,
     ) -> Result<(Self, Arc<PartitionLog>), storage::StorageError> {
-        let image: Image = match storage.get(Cf::State, keys::tagged(group, TAG_IMAGE))? {
-            Some(bytes) => codec::decode("partition state", &bytes)?,
-            None => Image::default(),
-        };
+        let image: Image<PartitionState> = Image::load(&storage, group)?;
         let offsets = LogOffsets {
             log_start_offset: image.state.log_start_offset,
             high_watermark: image.state.next_offset,
@@ -81,12 +66,12 @@ impl PartitionStore {
         });
     }
 
-    fn put_image(&self, batch: &mut Batch) -> Result<(), storage::StorageError> {
-        batch.put(
-            Cf::State,
-            keys::tagged(self.log.group(), TAG_IMAGE),
-            codec::encode("partition state", &self.image)?,
-        );
+    /// Writes the image with the records in `writes`, then publishes the
+    /// new offsets.
+    fn commit(&self, mut writes: Batch) -> Result<(), storage::StorageError> {
+        self.image.put(self.log.group(), &mut writes)?;
+        self.log.storage().write(writes)?;
+        self.publish();
         Ok(())
     }
 
@@ -198,7 +183,7 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
-        Ok((self.image.applied.last_applied, self.image.applied.membership.clone()))
+        Ok(self.image.applied_state())
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<PartitionResponse>, StorageError<NodeId>>
@@ -209,10 +194,14 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
         let mut writes = Batch::default();
         let mut responses = Vec::new();
         for entry in entries {
-            self.image.applied.last_applied = Some(entry.log_id);
             let epoch = entry.log_id.leader_id.term as i32;
+            let membership = match &entry.payload {
+                EntryPayload::Membership(m) => Some(m.clone()),
+                EntryPayload::Blank | EntryPayload::Normal(_) => None,
+            };
+            self.image.applied(entry.log_id, membership);
             let response = match entry.payload {
-                EntryPayload::Blank => PartitionResponse::Done,
+                EntryPayload::Blank | EntryPayload::Membership(_) => PartitionResponse::Done,
                 EntryPayload::Normal(PartitionCommand::Append { records }) => {
                     self.append(&records, epoch, &mut writes)
                 }
@@ -222,21 +211,15 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
                 EntryPayload::Normal(PartitionCommand::Compact { up_to, tombstones_before }) => {
                     self.compact(up_to, tombstones_before, &mut writes).map_err(|e| sm_err(&e))?
                 }
-                EntryPayload::Membership(m) => {
-                    self.image.applied.membership = StoredMembership::new(Some(entry.log_id), m);
-                    PartitionResponse::Done
-                }
             };
             responses.push(response);
         }
-        self.put_image(&mut writes).map_err(|e| sm_err(&e))?;
-        self.log.storage().write(writes).map_err(|e| sm_err(&e))?;
-        self.publish();
+        self.commit(writes).map_err(|e| sm_err(&e))?;
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ImageSnapshot::new(self.image.applied.clone(), codec::encode("partition state", &self.image.state))
+        self.image.snapshot_builder()
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
@@ -248,18 +231,11 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        let state: PartitionState =
-            codec::decode("partition snapshot", snapshot.get_ref()).map_err(|e| sm_err(&e))?;
-        self.image = Image { applied: Applied::from_meta(meta), state };
-        let mut writes = Batch::default();
-        self.put_image(&mut writes).map_err(|e| sm_err(&e))?;
-        self.log.storage().write(writes).map_err(|e| sm_err(&e))?;
-        self.publish();
-        Ok(())
+        self.image.install(meta, snapshot.get_ref()).map_err(|e| sm_err(&e))?;
+        self.commit(Batch::default()).map_err(|e| sm_err(&e))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<PartConfig>>, StorageError<NodeId>> {
-        let mut builder = self.get_snapshot_builder().await;
-        builder.build_snapshot().await.map(Some)
+        self.image.current_snapshot().await
     }
 }

@@ -1,5 +1,8 @@
-//! What every state machine persists beside its own state: the last applied
-//! log id and the membership, and the snapshot built from that image.
+//! What every state machine persists: an `Image` of its own state with the
+//! last applied log id and the membership, stored under its group in one
+//! RocksDB value; and the one snapshot codepath both state machines use — a
+//! snapshot is the encoded image state, built from the image, installed by
+//! replacing it, and absent until something was applied.
 
 use std::io::Cursor;
 
@@ -7,9 +10,15 @@ use openraft::{
     AnyError, BasicNode, LogId, RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta, StorageError,
     StorageIOError, StoredMembership,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::raft::types::NodeId;
+use crate::codec::{self, CodecError};
+use crate::raft::types::{GroupId, NodeId};
+use crate::storage::{self, keys, Batch, Cf, Storage};
+
+/// The key tag of a group's image in the `state` column family.
+const TAG_IMAGE: u8 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
@@ -20,6 +29,72 @@ pub struct Applied {
 /// A storage or codec failure inside a state machine, as openraft wants it.
 pub fn sm_err(e: &(impl std::error::Error + 'static)) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(AnyError::new(e)).into()
+}
+
+/// A state machine's persisted image.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Image<S> {
+    pub applied: Applied,
+    pub state: S,
+}
+
+impl<S: Serialize + DeserializeOwned + Default + Clone> Image<S> {
+    /// The image stored for `group`, or an empty one for a new group.
+    pub fn load(storage: &Storage, group: GroupId) -> Result<Self, storage::StorageError> {
+        Ok(match storage.get(Cf::State, keys::tagged(group, TAG_IMAGE))? {
+            Some(bytes) => codec::decode("state machine image", &bytes)?,
+            None => Self::default(),
+        })
+    }
+
+    /// Adds the image's write to `batch`.
+    pub fn put(&self, group: GroupId, batch: &mut Batch) -> Result<(), CodecError> {
+        batch.put(Cf::State, keys::tagged(group, TAG_IMAGE), codec::encode("state machine image", self)?);
+        Ok(())
+    }
+
+    /// Notes an entry as applied; the membership too, if it carries one.
+    pub fn applied(
+        &mut self,
+        log_id: LogId<NodeId>,
+        membership: Option<openraft::Membership<NodeId, BasicNode>>,
+    ) {
+        self.applied.last_applied = Some(log_id);
+        if let Some(m) = membership {
+            self.applied.membership = StoredMembership::new(Some(log_id), m);
+        }
+    }
+
+    pub fn applied_state(&self) -> (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>) {
+        (self.applied.last_applied, self.applied.membership.clone())
+    }
+
+    /// What builds this image's snapshot (the state as it is now).
+    pub fn snapshot_builder(&self) -> ImageSnapshot {
+        ImageSnapshot {
+            applied: self.applied.clone(),
+            image: codec::encode("state machine state", &self.state),
+        }
+    }
+
+    /// The snapshot openraft sends to a follower: the current image, or none
+    /// before anything was applied.
+    pub async fn current_snapshot<C>(&self) -> Result<Option<Snapshot<C>>, StorageError<NodeId>>
+    where
+        C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode, SnapshotData = Cursor<Vec<u8>>>,
+    {
+        if self.applied.last_applied.is_none() {
+            return Ok(None);
+        }
+        self.snapshot_builder().build_snapshot().await.map(Some)
+    }
+
+    /// Replaces the image with an installed snapshot's.
+    pub fn install(&mut self, meta: &SnapshotMeta<NodeId, BasicNode>, data: &[u8]) -> Result<(), CodecError> {
+        let state: S = codec::decode("state machine snapshot", data)?;
+        *self = Image { applied: Applied::from_meta(meta), state };
+        Ok(())
+    }
 }
 
 impl Applied {
@@ -51,13 +126,7 @@ impl Applied {
 /// A snapshot of a state machine's image, taken when the builder was made.
 pub struct ImageSnapshot {
     applied: Applied,
-    image: Result<Vec<u8>, crate::codec::CodecError>,
-}
-
-impl ImageSnapshot {
-    pub fn new(applied: Applied, image: Result<Vec<u8>, crate::codec::CodecError>) -> Self {
-        Self { applied, image }
-    }
+    image: Result<Vec<u8>, CodecError>,
 }
 
 impl<C> RaftSnapshotBuilder<C> for ImageSnapshot

@@ -9,5 +9,6 @@ mod fuzz;
 mod groups;
 mod hostile;
 mod http_api;
+mod log_store;
 mod produce_fetch;
 mod storage_recovery;
