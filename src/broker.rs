@@ -32,6 +32,7 @@ use crate::partition::failover::Failover;
 use crate::partition::manager::PartitionManager;
 use crate::partition::routing::Routing;
 use crate::partition::{leadership, retention};
+use crate::raft::applied::Machine;
 use crate::raft::liveness::{self, Liveness};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, Transport};
@@ -112,7 +113,7 @@ impl Broker {
             rcfg.clone(),
             NetworkFactory::new(transport.clone(), registry.ballots().clone(), METADATA_GROUP),
             LogStore::new(storage.clone(), METADATA_GROUP),
-            store,
+            Machine(store),
         )
         .await
         .map_err(|e| BrokerError::Raft(e.to_string()))?;

@@ -4,17 +4,15 @@
 //! rarely), and publishes every new state on a `watch` channel that the
 //! partition manager, the handlers and the HTTP API read.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
-use openraft::storage::RaftStateMachine;
-use openraft::{BasicNode, EntryPayload, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
+use openraft::EntryPayload;
 use tokio::sync::watch;
 
 use crate::metadata::command::{MetaConfig, MetadataResponse};
 use crate::metadata::state::MetadataState;
-use crate::raft::applied::{sm_err, Image, ImageSnapshot};
-use crate::raft::types::{NodeId, METADATA_GROUP};
+use crate::raft::applied::{Image, ImageState};
+use crate::raft::types::METADATA_GROUP;
 use crate::storage::{self, Batch, Storage};
 
 pub struct MetadataStore {
@@ -41,20 +39,18 @@ impl MetadataStore {
     }
 }
 
-impl RaftStateMachine<MetaConfig> for MetadataStore {
-    type SnapshotBuilder = ImageSnapshot;
+impl ImageState for MetadataStore {
+    type Config = MetaConfig;
+    type State = MetadataState;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
-        Ok(self.image.applied_state())
+    fn image(&mut self) -> &mut Image<MetadataState> {
+        &mut self.image
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<MetadataResponse>, StorageError<NodeId>>
-    where
-        I: IntoIterator<Item = openraft::Entry<MetaConfig>> + openraft::OptionalSend,
-        I::IntoIter: openraft::OptionalSend,
-    {
+    fn apply_entries(
+        &mut self,
+        entries: Vec<openraft::Entry<MetaConfig>>,
+    ) -> Result<Vec<MetadataResponse>, storage::StorageError> {
         let mut responses = Vec::new();
         for entry in entries {
             responses.push(match entry.payload {
@@ -72,28 +68,11 @@ impl RaftStateMachine<MetaConfig> for MetadataStore {
                 }
             });
         }
-        self.persist_and_publish().map_err(|e| sm_err(&e))?;
+        self.persist()?;
         Ok(responses)
     }
 
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.image.snapshot_builder()
-    }
-
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        self.image.install(meta, snapshot.get_ref()).map_err(|e| sm_err(&e))?;
-        self.persist_and_publish().map_err(|e| sm_err(&e))
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<MetaConfig>>, StorageError<NodeId>> {
-        self.image.current_snapshot().await
+    fn persist(&mut self) -> Result<(), storage::StorageError> {
+        self.persist_and_publish()
     }
 }

@@ -12,6 +12,7 @@ use crate::metadata::state::{MetadataState, PartitionInfo};
 use crate::partition::command::PartRaft;
 use crate::partition::handle::PartitionHandle;
 use crate::partition::store::PartitionStore;
+use crate::raft::applied::Machine;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, Transport};
 use crate::raft::registry::Registry;
@@ -166,7 +167,7 @@ impl PartitionManager {
             self.raft_config.clone(),
             NetworkFactory::new(self.transport.clone(), self.registry.ballots().clone(), group),
             LogStore::new(self.storage.clone(), group),
-            store,
+            Machine(store),
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;

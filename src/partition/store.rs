@@ -12,11 +12,9 @@
 //! snapshot holds the partition state only (offsets, producers), not the
 //! records; a follower that needs a snapshot must also stream records (issue 3).
 
-use std::io::Cursor;
 use std::sync::Arc;
 
-use openraft::storage::RaftStateMachine;
-use openraft::{BasicNode, EntryPayload, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
+use openraft::EntryPayload;
 use serde::{Deserialize, Serialize};
 
 use crate::partition::batch;
@@ -25,8 +23,7 @@ use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResp
 use crate::partition::compact::{Latest, Rewrite};
 use crate::partition::log::{LogOffsets, PartitionLog};
 use crate::partition::producers::{Producers, SeqCheck};
-use crate::raft::applied::{sm_err, Image, ImageSnapshot};
-use crate::raft::types::NodeId;
+use crate::raft::applied::{Image, ImageState};
 use crate::storage::{self, keys, Batch, Cf};
 
 /// Everything a replica persists about its partition besides the records.
@@ -177,20 +174,18 @@ impl PartitionStore {
     }
 }
 
-impl RaftStateMachine<PartConfig> for PartitionStore {
-    type SnapshotBuilder = ImageSnapshot;
+impl ImageState for PartitionStore {
+    type Config = PartConfig;
+    type State = PartitionState;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
-        Ok(self.image.applied_state())
+    fn image(&mut self) -> &mut Image<PartitionState> {
+        &mut self.image
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<PartitionResponse>, StorageError<NodeId>>
-    where
-        I: IntoIterator<Item = openraft::Entry<PartConfig>> + openraft::OptionalSend,
-        I::IntoIter: openraft::OptionalSend,
-    {
+    fn apply_entries(
+        &mut self,
+        entries: Vec<openraft::Entry<PartConfig>>,
+    ) -> Result<Vec<PartitionResponse>, storage::StorageError> {
         let mut writes = Batch::default();
         let mut responses = Vec::new();
         for entry in entries {
@@ -209,33 +204,16 @@ impl RaftStateMachine<PartConfig> for PartitionStore {
                     self.trim(log_start_offset, removed_bytes, &mut writes)
                 }
                 EntryPayload::Normal(PartitionCommand::Compact { up_to, tombstones_before }) => {
-                    self.compact(up_to, tombstones_before, &mut writes).map_err(|e| sm_err(&e))?
+                    self.compact(up_to, tombstones_before, &mut writes)?
                 }
             };
             responses.push(response);
         }
-        self.commit(writes).map_err(|e| sm_err(&e))?;
+        self.commit(writes)?;
         Ok(responses)
     }
 
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.image.snapshot_builder()
-    }
-
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        self.image.install(meta, snapshot.get_ref()).map_err(|e| sm_err(&e))?;
-        self.commit(Batch::default()).map_err(|e| sm_err(&e))
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<PartConfig>>, StorageError<NodeId>> {
-        self.image.current_snapshot().await
+    fn persist(&mut self) -> Result<(), storage::StorageError> {
+        self.commit(Batch::default())
     }
 }

@@ -1,14 +1,17 @@
 //! What every state machine persists: an `Image` of its own state with the
 //! last applied log id and the membership, stored under its group in one
-//! RocksDB value; and the one snapshot codepath both state machines use — a
-//! snapshot is the encoded image state, built from the image, installed by
-//! replacing it, and absent until something was applied.
+//! RocksDB value; and the one openraft state machine over it (`Machine`),
+//! with the one snapshot codepath — a snapshot is the encoded image state,
+//! built from the image, installed by replacing it, and absent until
+//! something was applied. An owner provides only what applying its commands
+//! means and how its image is persisted (`ImageState`).
 
 use std::io::Cursor;
 
+use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, BasicNode, LogId, RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    AnyError, BasicNode, LogId, OptionalSend, RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -139,5 +142,70 @@ where
             Err(e) => return Err(StorageIOError::read_state_machine(AnyError::new(e)).into()),
         };
         Ok(self.applied.snapshot(image))
+    }
+}
+
+/// A group kind's state machine over an `Image`: how its entries apply and
+/// how it persists (and publishes) the image. `Machine` makes it openraft's.
+pub trait ImageState: Send + Sync + 'static {
+    type Config: RaftTypeConfig<NodeId = NodeId, Node = BasicNode, SnapshotData = Cursor<Vec<u8>>>;
+    type State: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static;
+
+    fn image(&mut self) -> &mut Image<Self::State>;
+
+    /// Applies committed entries (each noted in the image as applied) and
+    /// persists the result in one write.
+    #[allow(clippy::type_complexity)]
+    fn apply_entries(
+        &mut self,
+        entries: Vec<<Self::Config as RaftTypeConfig>::Entry>,
+    ) -> Result<Vec<<Self::Config as RaftTypeConfig>::R>, storage::StorageError>;
+
+    /// Persists (and publishes) the image as it is, after an install.
+    fn persist(&mut self) -> Result<(), storage::StorageError>;
+}
+
+/// openraft's state machine for any `ImageState`.
+pub struct Machine<T>(pub T);
+
+impl<T: ImageState> RaftStateMachine<T::Config> for Machine<T> {
+    type SnapshotBuilder = ImageSnapshot;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+        Ok(self.0.image().applied_state())
+    }
+
+    async fn apply<I>(
+        &mut self,
+        entries: I,
+    ) -> Result<Vec<<T::Config as RaftTypeConfig>::R>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = <T::Config as RaftTypeConfig>::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.0.apply_entries(entries.into_iter().collect()).map_err(|e| sm_err(&e))
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.0.image().snapshot_builder()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        self.0.image().install(meta, snapshot.get_ref()).map_err(|e| sm_err(&e))?;
+        self.0.persist().map_err(|e| sm_err(&e))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<T::Config>>, StorageError<NodeId>> {
+        self.0.image().current_snapshot().await
     }
 }

@@ -9,6 +9,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 use raftka::metadata::store::MetadataStore;
 use raftka::partition::store::PartitionStore;
+use raftka::raft::applied::Machine;
 use raftka::raft::log_store::LogStore;
 use raftka::raft::types::{NodeId, METADATA_GROUP};
 use raftka::storage::Storage;
@@ -19,23 +20,27 @@ use raftka::partition::command::PartConfig;
 
 struct Partitions;
 
-impl StoreBuilder<PartConfig, LogStore<PartConfig>, PartitionStore, TempDir> for Partitions {
-    async fn build(&self) -> Result<(TempDir, LogStore<PartConfig>, PartitionStore), StorageError<NodeId>> {
+impl StoreBuilder<PartConfig, LogStore<PartConfig>, Machine<PartitionStore>, TempDir> for Partitions {
+    async fn build(
+        &self,
+    ) -> Result<(TempDir, LogStore<PartConfig>, Machine<PartitionStore>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = Arc::new(Storage::open(dir.path(), false).expect("open RocksDB"));
         let (sm, _log) = PartitionStore::open(storage.clone(), 7).expect("partition store");
-        Ok((dir, LogStore::new(storage, 7), sm))
+        Ok((dir, LogStore::new(storage, 7), Machine(sm)))
     }
 }
 
 struct Metadata;
 
-impl StoreBuilder<MetaConfig, LogStore<MetaConfig>, MetadataStore, TempDir> for Metadata {
-    async fn build(&self) -> Result<(TempDir, LogStore<MetaConfig>, MetadataStore), StorageError<NodeId>> {
+impl StoreBuilder<MetaConfig, LogStore<MetaConfig>, Machine<MetadataStore>, TempDir> for Metadata {
+    async fn build(
+        &self,
+    ) -> Result<(TempDir, LogStore<MetaConfig>, Machine<MetadataStore>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = Arc::new(Storage::open(dir.path(), false).expect("open RocksDB"));
         let (sm, _state) = MetadataStore::open(storage.clone()).expect("metadata store");
-        Ok((dir, LogStore::new(storage, METADATA_GROUP), sm))
+        Ok((dir, LogStore::new(storage, METADATA_GROUP), Machine(sm)))
     }
 }
 
