@@ -45,6 +45,21 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) 
     decoded.map_err(|source| CodecError::Decode { what, source })
 }
 
+/// serde adapter: a `Duration` stored as whole milliseconds (`u64`).
+pub mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

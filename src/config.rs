@@ -4,9 +4,13 @@
 //! command-line flags. Unknown keys in the file are an error; unknown
 //! `RAFTKA_*` variables are a warning. `raftka broker` with nothing set runs a
 //! one-node cluster on 127.0.0.1:9092 with its data in `./data`.
+//!
+//! Durations are `Duration`s here and whole milliseconds outside (keys end
+//! in `_ms`, as Kafka's do); sizes are bytes (keys end in `_bytes`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -110,12 +114,14 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// Kafka `connections.max.idle.ms`: a Kafka connection with nothing
     /// received, in flight or sent for this long is closed. Default 600000.
-    pub connections_max_idle_ms: u64,
+    #[serde(rename = "connections_max_idle_ms", with = "crate::codec::millis")]
+    pub connections_max_idle: Duration,
     /// A frame (Kafka, Raft, HTTP headers) whose first bytes arrived must
     /// arrive whole within this, waiting for the budget included, and a
     /// response must be taken by its client within this, or the connection
     /// is closed. Default 30000.
-    pub frame_timeout_ms: u64,
+    #[serde(rename = "frame_timeout_ms", with = "crate::codec::millis")]
+    pub frame_timeout: Duration,
     /// Kafka `queued.max.request.bytes`: bytes of Kafka requests being read
     /// or served at once, over all connections; a connection whose next
     /// frame does not fit waits (stops reading) until it does, within
@@ -144,41 +150,51 @@ pub struct Config {
     /// Kafka `log.retention.bytes` (-1 = unlimited). Default -1.
     pub log_retention_bytes: i64,
     /// How often retention runs, in ms. Default 5000.
-    pub log_retention_check_interval_ms: u64,
+    #[serde(rename = "log_retention_check_interval_ms", with = "crate::codec::millis")]
+    pub log_retention_check_interval: Duration,
     /// Sync RocksDB's WAL before acknowledging a write. Default false: writes
     /// survive `kill -9` of the process, not a power loss of the machine.
     pub fsync: bool,
     /// Raft heartbeat interval in ms. Default 100.
-    pub raft_heartbeat_interval_ms: u64,
+    #[serde(rename = "raft_heartbeat_interval_ms", with = "crate::codec::millis")]
+    pub raft_heartbeat_interval: Duration,
     /// Minimum Raft election timeout in ms (maximum is twice this). Default 500.
-    pub raft_election_timeout_ms: u64,
+    #[serde(rename = "raft_election_timeout_ms", with = "crate::codec::millis")]
+    pub raft_election_timeout: Duration,
     /// Entries between Raft snapshots (and log purges). Default 10000.
     pub raft_snapshot_logs: u64,
     /// Deadline of one inter-broker RPC in ms. Default 2000.
-    pub raft_rpc_timeout_ms: u64,
+    #[serde(rename = "raft_rpc_timeout_ms", with = "crate::codec::millis")]
+    pub raft_rpc_timeout: Duration,
     /// A broker not heard from for this long (ms) is taken for down, and the
     /// partitions it led elect new leaders. Default 500.
-    pub node_timeout_ms: u64,
+    #[serde(rename = "node_timeout_ms", with = "crate::codec::millis")]
+    pub node_timeout: Duration,
     /// Largest inter-broker frame. Default 256 MiB.
     pub raft_max_frame_bytes: usize,
     /// How long a graceful shutdown may take before tasks are aborted, in ms.
-    pub shutdown_timeout_ms: u64,
+    #[serde(rename = "shutdown_timeout_ms", with = "crate::codec::millis")]
+    pub shutdown_timeout: Duration,
     /// Kafka `offsets.topic.num.partitions`: partitions of `__consumer_offsets`. Default 50.
     pub offsets_topic_num_partitions: i32,
     /// Kafka `offsets.topic.replication.factor`, capped to the live brokers. Default 3.
     pub offsets_topic_replication_factor: i16,
-    /// A `__consumer_offsets` partition is compacted (its live keys written
-    /// again and everything before them dropped) once its log holds this many
-    /// records and at least twice its live keys. Default 10000.
-    pub offsets_compaction_min_records: i64,
+    /// A `__consumer_offsets` partition is compacted (like any compacted
+    /// topic, then its log start moved to the first record kept) once this
+    /// many records, and as many as its last compaction kept, were written
+    /// since. Default 10000.
+    pub offsets_compaction_min_records: u64,
     /// Kafka `group.min.session.timeout.ms`. Default 1000 (Kafka: 6000), so
     /// tests and impatient users can expire members quickly.
-    pub group_min_session_timeout_ms: u64,
+    #[serde(rename = "group_min_session_timeout_ms", with = "crate::codec::millis")]
+    pub group_min_session_timeout: Duration,
     /// Kafka `group.max.session.timeout.ms`. Default 1800000.
-    pub group_max_session_timeout_ms: u64,
+    #[serde(rename = "group_max_session_timeout_ms", with = "crate::codec::millis")]
+    pub group_max_session_timeout: Duration,
     /// Kafka `group.initial.rebalance.delay.ms`. Default 0 (Kafka: 3000): the
     /// first member of an empty group starts consuming at once.
-    pub group_initial_rebalance_delay_ms: u64,
+    #[serde(rename = "group_initial_rebalance_delay_ms", with = "crate::codec::millis")]
+    pub group_initial_rebalance_delay: Duration,
     /// A replica is in sync (the admin API's `isr`) while it is alive and at
     /// most this many Raft entries behind its leader. Default 1000.
     pub replica_lag_max_entries: u64,
@@ -208,8 +224,8 @@ impl Default for Config {
             max_connections: 10_000,
             fetch_max_bytes: 57_671_680,
             max_connections_per_ip: 1_000,
-            connections_max_idle_ms: 600_000,
-            frame_timeout_ms: 30_000,
+            connections_max_idle: Duration::from_millis(600_000),
+            frame_timeout: Duration::from_millis(30_000),
             queued_max_request_bytes: 512 * 1024 * 1024,
             http_max_body_bytes: 8 * 1024 * 1024,
             http_max_connections: 1_024,
@@ -219,21 +235,21 @@ impl Default for Config {
             max_inflight_requests: 16,
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
-            log_retention_check_interval_ms: 5_000,
+            log_retention_check_interval: Duration::from_millis(5_000),
             fsync: false,
-            raft_heartbeat_interval_ms: 100,
-            raft_election_timeout_ms: 500,
+            raft_heartbeat_interval: Duration::from_millis(100),
+            raft_election_timeout: Duration::from_millis(500),
             raft_snapshot_logs: 10_000,
-            raft_rpc_timeout_ms: 2_000,
-            node_timeout_ms: 500,
+            raft_rpc_timeout: Duration::from_millis(2_000),
+            node_timeout: Duration::from_millis(500),
             raft_max_frame_bytes: 256 * 1024 * 1024,
-            shutdown_timeout_ms: 10_000,
+            shutdown_timeout: Duration::from_millis(10_000),
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_compaction_min_records: 10_000,
-            group_min_session_timeout_ms: 1_000,
-            group_max_session_timeout_ms: 1_800_000,
-            group_initial_rebalance_delay_ms: 0,
+            group_min_session_timeout: Duration::from_millis(1_000),
+            group_max_session_timeout: Duration::from_millis(1_800_000),
+            group_initial_rebalance_delay: Duration::from_millis(0),
             replica_lag_max_entries: 1_000,
             log_cleaner_min_dirty_records: 1_000,
         }
@@ -316,7 +332,7 @@ impl Config {
         {
             return invalid("max_connections_per_ip", "limits must be at least 1");
         }
-        if self.frame_timeout_ms == 0 || self.connections_max_idle_ms == 0 {
+        if self.frame_timeout.is_zero() || self.connections_max_idle.is_zero() {
             return invalid("frame_timeout_ms", "timeouts must be at least 1 ms");
         }
         // The largest frame, with its 4-byte length, must fit the budget's
@@ -332,12 +348,12 @@ impl Config {
         if !fits(self.raft_queued_max_bytes, self.raft_max_frame_bytes) {
             return invalid("raft_queued_max_bytes", "must hold a raft_max_frame_bytes frame in 7/8 of it");
         }
-        if self.raft_heartbeat_interval_ms == 0
-            || self.raft_election_timeout_ms <= self.raft_heartbeat_interval_ms
+        if self.raft_heartbeat_interval.is_zero()
+            || self.raft_election_timeout <= self.raft_heartbeat_interval
         {
             return invalid("raft_election_timeout_ms", "must exceed raft_heartbeat_interval_ms");
         }
-        if self.node_timeout_ms < 100 {
+        if self.node_timeout < Duration::from_millis(100) {
             return invalid("node_timeout_ms", "must be at least 100");
         }
         for spec in &self.create_topics {

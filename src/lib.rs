@@ -18,6 +18,11 @@
 //! - `events`    — leader changes and node up/down as this node sees them.
 //! - `metrics`   — request counters and the `/metrics` exposition.
 //! - `telemetry` — logging.
+//!
+//! Locks: `std` locks guard small maps whose every update is one insert,
+//! remove or retain, so a panic elsewhere cannot leave them half-changed; a
+//! poisoned lock is therefore taken over (`PoisonError::into_inner`), never
+//! treated as empty or as an error (the panic itself is logged by its task).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

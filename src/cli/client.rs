@@ -7,6 +7,8 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::http::error::ErrorBody;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot reach {server}: {reason}")]
@@ -60,10 +62,9 @@ impl Client {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
         if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
             return Err(CliError::Api { status: status.as_u16(), message });
         }
         let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };

@@ -5,15 +5,15 @@
 //! is a tombstone: the offset or group it names is gone.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::codec;
-use crate::partition::inflate;
+use crate::partition::inflate::{self, InflateError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::group::membership::{Committed, Group, GroupSnapshot, MemberInfo};
-use crate::partition::batch::{self, PlainRecord};
+use crate::group::membership::{Committed, Group, GroupSnapshot};
+use crate::partition::batch::{self, EncodeError, PlainRecord};
 use crate::storage::StorageError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,27 +30,8 @@ pub struct OffsetValue {
     pub commit_timestamp: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberValue {
-    pub id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout_ms: u64,
-    pub rebalance_timeout_ms: u64,
-    pub protocol_type: String,
-    pub protocols: Vec<(String, Vec<u8>)>,
-    pub assignment: Vec<u8>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupValue {
-    pub generation: i32,
-    pub protocol_type: Option<String>,
-    pub protocol: Option<String>,
-    pub leader: Option<String>,
-    pub members: Vec<MemberValue>,
-}
+/// A group's stored value: its durable membership, as `membership` keeps it.
+pub type GroupValue = GroupSnapshot;
 
 /// One write to the topic: a key and its new value, or a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +45,9 @@ pub enum RecordsError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("record batch: {0}")]
-    Batch(String),
+    Inflate(#[from] InflateError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
 }
 
 pub fn now_ms() -> i64 {
@@ -78,58 +61,6 @@ impl From<&Committed> for OffsetValue {
             leader_epoch: c.leader_epoch,
             metadata: c.metadata.clone(),
             commit_timestamp: c.commit_timestamp,
-        }
-    }
-}
-
-impl From<GroupSnapshot> for GroupValue {
-    fn from(s: GroupSnapshot) -> Self {
-        Self {
-            generation: s.generation,
-            protocol_type: s.protocol_type,
-            protocol: s.protocol,
-            leader: s.leader,
-            members: s
-                .members
-                .into_iter()
-                .map(|m| MemberValue {
-                    id: m.id,
-                    instance_id: m.instance_id,
-                    client_id: m.client_id,
-                    client_host: m.client_host,
-                    session_timeout_ms: m.session_timeout.as_millis() as u64,
-                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
-                    protocol_type: m.protocol_type,
-                    protocols: m.protocols.into_iter().map(|(n, b)| (n, b.to_vec())).collect(),
-                    assignment: m.assignment.to_vec(),
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<GroupValue> for GroupSnapshot {
-    fn from(v: GroupValue) -> Self {
-        Self {
-            generation: v.generation,
-            protocol_type: v.protocol_type,
-            protocol: v.protocol,
-            leader: v.leader,
-            members: v
-                .members
-                .into_iter()
-                .map(|m| MemberInfo {
-                    id: m.id,
-                    instance_id: m.instance_id,
-                    client_id: m.client_id,
-                    client_host: m.client_host,
-                    session_timeout: Duration::from_millis(m.session_timeout_ms),
-                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
-                    protocol_type: m.protocol_type,
-                    protocols: m.protocols.into_iter().map(|(n, b)| (n, Bytes::from(b))).collect(),
-                    assignment: Bytes::from(m.assignment),
-                })
-                .collect(),
         }
     }
 }
@@ -157,7 +88,7 @@ pub fn encode(entries: &[Entry]) -> Result<Bytes, RecordsError> {
             })
         })
         .collect::<Result<Vec<_>, StorageError>>()?;
-    batch::encode_plain(records, timestamp).map_err(RecordsError::Batch)
+    Ok(batch::encode_plain(records, timestamp)?)
 }
 
 /// Replays stored batches into `groups`, in log order. Returns the offset
@@ -165,7 +96,7 @@ pub fn encode(entries: &[Entry]) -> Result<Bytes, RecordsError> {
 /// warning rather than failing the whole load.
 pub fn replay(bytes: Bytes, groups: &mut HashMap<String, Group>, now: Instant) -> Result<i64, RecordsError> {
     let mut next = -1;
-    for set in inflate::decode_all(bytes).map_err(|e| RecordsError::Batch(e.to_string()))? {
+    for set in inflate::decode_all(bytes)? {
         for r in set.records {
             next = next.max(r.offset + 1);
             let Some(key) = r.key.as_ref().and_then(|k| codec::decode::<Key>("group key", k).ok()) else {
@@ -207,7 +138,7 @@ fn apply(groups: &mut HashMap<String, Group>, key: Key, value: Option<&[u8]>, no
             match value.and_then(|v| codec::decode::<GroupValue>("group value", v).ok()) {
                 Some(v) => {
                     let offsets = groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
-                    let mut g = Group::restore(&group, v.into(), now);
+                    let mut g = Group::restore(&group, v, now);
                     g.offsets = offsets;
                     groups.insert(group, g);
                 }

@@ -118,6 +118,12 @@ pub async fn describe(State(api): State<AppState>) -> Json<ClusterView> {
     })
 }
 
+/// The `hello` event's data: who is streaming.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub node_id: NodeId,
+}
+
 /// Server-sent events: `hello` once connected, then `leader` and `node`
 /// events (`crate::events::Event`) as this node sees them happen.
 #[utoipa::path(get, operation_id = "cluster_events", path = "/v1/cluster/events", tag = "cluster",
@@ -125,7 +131,9 @@ pub async fn describe(State(api): State<AppState>) -> Json<ClusterView> {
         content_type = "text/event-stream")))]
 pub async fn events(State(api): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = api.events.subscribe();
-    let hello = SseEvent::default().event("hello").data(json!({"node_id": api.node.node_id}).to_string());
+    let hello = SseEvent::default()
+        .event("hello")
+        .data(serde_json::to_string(&Hello { node_id: api.node.node_id }).unwrap_or_default());
     let shutdown = api.shutdown.clone();
     let stream = futures::stream::unfold((Some(hello), rx), move |(first, mut rx)| {
         let shutdown = shutdown.clone();

@@ -76,7 +76,9 @@ impl From<AppendError> for ApiError {
                 | BatchError::Empty
                 | BatchError::NonSequentialOffsets { .. }
                 | BatchError::Transactional
-                | BatchError::Inflate(InflateError::Corrupt(_) | InflateError::UnknownCodec(_))
+                | BatchError::Inflate(
+                    InflateError::Corrupt(_) | InflateError::UnknownCodec(_) | InflateError::Malformed,
+                )
                 | BatchError::BadRecord { .. }
                 | BatchError::TrailingBytes { .. },
             ) => StatusCode::BAD_REQUEST,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::group::coordinator::Description;
-use crate::group::membership::GroupError;
+use crate::group::membership::{GroupError, GroupState};
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::{peer, status, AppState};
@@ -83,10 +83,10 @@ pub async fn local_list(State(api): State<AppState>) -> Json<Vec<GroupSummary>> 
     Json(
         groups
             .into_iter()
-            .map(|(group_id, protocol_type, state)| GroupSummary {
-                group_id,
-                protocol_type,
-                state: state.to_string(),
+            .map(|g| GroupSummary {
+                group_id: g.id,
+                protocol_type: g.protocol_type,
+                state: g.state.name().to_string(),
                 coordinator: me,
             })
             .collect(),
@@ -152,7 +152,7 @@ pub async fn describe(
             other => break other?,
         }
     };
-    if description.state == "Dead" && offsets.is_empty() {
+    if description.state == GroupState::Dead && offsets.is_empty() {
         return Err(missing());
     }
     let mut topics: Vec<String> = offsets.iter().map(|(t, _, _)| t.clone()).collect();
@@ -182,17 +182,17 @@ fn view(group_id: String, coordinator: NodeId, d: Description, offsets: Vec<Offs
     let members = d
         .members
         .into_iter()
-        .map(|(member_id, instance_id, client_id, client_host, _subscription, assignment)| MemberView {
-            member_id,
-            instance_id,
-            client_id,
-            client_host,
-            assignment: if consumer { decode_assignment(assignment) } else { Vec::new() },
+        .map(|m| MemberView {
+            member_id: m.id,
+            instance_id: m.instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            assignment: if consumer { decode_assignment(m.assignment) } else { Vec::new() },
         })
         .collect();
     GroupView {
         group_id,
-        state: d.state.to_string(),
+        state: d.state.name().to_string(),
         protocol_type: d.protocol_type,
         protocol: d.protocol,
         coordinator,

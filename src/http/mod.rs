@@ -20,8 +20,11 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use tokio_util::sync::CancellationToken;
 
@@ -45,24 +48,39 @@ pub struct Api {
 
 pub type AppState = Arc<Api>;
 
+/// The documented routes, each registered once: the router and the OpenAPI
+/// document are both made from this list (a handler's `utoipa::path` names
+/// its method and path).
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(cluster::health))
+        .routes(routes!(cluster::ready))
+        .routes(routes!(cluster::describe))
+        .routes(routes!(cluster::events))
+        .routes(routes!(cluster::metrics))
+        .routes(routes!(topics::list, topics::create))
+        .routes(routes!(topics::describe, topics::delete))
+        .routes(routes!(topics::grow))
+        .routes(routes!(topics::alter))
+        .routes(routes!(records::produce))
+        .routes(routes!(records::read))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::describe))
+}
+
+/// The OpenAPI document of the documented routes.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
 pub fn router(state: AppState) -> Router {
     let body_limit = DefaultBodyLimit::max(state.node.config.http_max_body_bytes);
-    Router::new()
+    let (documented, _) = documented().split_for_parts();
+    // Not in the document: the page, the document itself, and what nodes
+    // ask each other.
+    documented
         .route("/", get(cluster::page))
-        .route("/metrics", get(cluster::metrics))
-        .route("/v1/health", get(cluster::health))
-        .route("/v1/ready", get(cluster::ready))
-        .route("/v1/cluster", get(cluster::describe))
-        .route("/v1/cluster/events", get(cluster::events))
         .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/topics", get(topics::list).post(topics::create))
-        .route("/v1/topics/{name}", get(topics::describe).delete(topics::delete))
-        .route("/v1/topics/{name}/partitions", post(topics::grow))
-        .route("/v1/topics/{name}/configs", axum::routing::patch(topics::alter))
-        .route("/v1/topics/{name}/records", post(records::produce))
-        .route("/v1/topics/{name}/partitions/{partition}/records", get(records::read))
-        .route("/v1/groups", get(groups::list))
-        .route("/v1/groups/{id}", get(groups::describe))
         .route("/v1/internal/leading", get(status::leading))
         .route("/v1/internal/groups", get(groups::local_list))
         .fallback(not_found)

@@ -312,8 +312,7 @@ async fn leader_addr(api: &AppState, topic: &str, partition: i32) -> Result<Stri
 
 fn encode_batch(records: Vec<PlainRecord>) -> Result<Bytes, ApiError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    batch::encode_plain(records, now)
-        .map_err(|e| ApiError::bad_request(format!("cannot encode the records: {e}")))
+    batch::encode_plain(records, now).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 #[utoipa::path(get, operation_id = "records_read", path = "/v1/topics/{name}/partitions/{partition}/records", tag = "records",

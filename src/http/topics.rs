@@ -33,7 +33,7 @@ pub struct TopicSummary {
 }
 
 /// A config value: a string, or an integer or boolean taken as its text.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ConfigValue {
     Text(String),
@@ -51,7 +51,7 @@ impl ConfigValue {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
     pub name: String,
@@ -90,7 +90,7 @@ pub struct TopicView {
     pub overrides: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grow {
     /// The new partition count; must be larger than the current one.
@@ -225,8 +225,10 @@ pub async fn view(api: &AppState, name: &str) -> Option<TopicView> {
             }
         })
         .collect();
-    let configs =
-        topic_config::describe(&topic.configs, &ctx.config).into_iter().map(|(k, v, _)| (k, v)).collect();
+    let configs = topic_config::describe(&topic.configs, &ctx.config)
+        .into_iter()
+        .map(|d| (d.key.to_string(), d.value))
+        .collect();
     Some(TopicView {
         name: topic.name.clone(),
         id: topic.id.to_string(),

@@ -49,7 +49,7 @@ impl Closed {
                 ProtocolError::Frame(FrameError::Truncated { .. }) => Some(Refusal::Truncated),
                 ProtocolError::Frame(FrameError::Timeout(_)) => Some(Refusal::FrameTimeout),
                 ProtocolError::Frame(FrameError::Io(_)) | ProtocolError::Io(_) => None,
-                ProtocolError::Malformed(_) => Some(Refusal::Malformed),
+                ProtocolError::Malformed(_) | ProtocolError::Truncated => Some(Refusal::Malformed),
                 ProtocolError::UnknownApiKey(_) => Some(Refusal::UnknownApiKey),
                 ProtocolError::UnsupportedVersion { .. } => Some(Refusal::UnsupportedVersion),
                 ProtocolError::Encode { .. } => None,
@@ -66,11 +66,11 @@ pub async fn serve(ctx: Arc<Node>, stream: TcpStream, budget: &Budget) -> Result
     let client_host: Arc<str> =
         stream.peer_addr().map_or_else(|_| "/".into(), |a| format!("/{}", a.ip()).into());
     let (read, write) = stream.into_split();
-    let frame_timeout = Duration::from_millis(ctx.config.frame_timeout_ms);
+    let frame_timeout = ctx.config.frame_timeout;
     let mut frames = FrameReader::new(read, ctx.config.socket_request_max_bytes, frame_timeout);
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
     let max_inflight = ctx.config.max_inflight_requests;
-    let idle_timeout = Duration::from_millis(ctx.config.connections_max_idle_ms);
+    let idle_timeout = ctx.config.connections_max_idle;
     let mut inflight = FuturesOrdered::new();
     let mut reading = true;
     let mut was_full = false;

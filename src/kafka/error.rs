@@ -61,9 +61,9 @@ pub fn batch_code(e: &BatchError) -> ResponseError {
         | BatchError::BadRecord { .. }
         | BatchError::TrailingBytes { .. } => ResponseError::InvalidRecord,
         BatchError::Inflate(InflateError::TooLarge { .. }) => ResponseError::MessageTooLarge,
-        BatchError::Inflate(InflateError::Corrupt(_) | InflateError::UnknownCodec(_)) => {
-            ResponseError::CorruptMessage
-        }
+        BatchError::Inflate(
+            InflateError::Corrupt(_) | InflateError::UnknownCodec(_) | InflateError::Malformed,
+        ) => ResponseError::CorruptMessage,
     }
 }
 

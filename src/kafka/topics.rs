@@ -60,11 +60,11 @@ pub async fn create(ctx: &Node, version: i16, req: CreateTopicsRequest) -> Creat
                 if version >= 5 {
                     let described = topic_config::describe(&configs, &ctx.config)
                         .into_iter()
-                        .map(|(k, v, source)| {
+                        .map(|d| {
                             CreatableTopicConfigs::default()
-                                .with_name(str_bytes(&k))
-                                .with_value(Some(str_bytes(&v)))
-                                .with_config_source(source as i8)
+                                .with_name(str_bytes(d.key))
+                                .with_value(Some(str_bytes(&d.value)))
+                                .with_config_source(d.source as i8)
                         })
                         .collect();
                     r = r.with_configs(Some(described));

@@ -30,8 +30,18 @@ pub enum ForwardFailure {
     /// Nothing was proposed; `leader` is the Raft address of a better guess.
     #[error("not the metadata leader")]
     NotLeader { leader: Option<(NodeId, String)> },
-    #[error("{0}")]
-    Failed(String),
+    #[error(transparent)]
+    Failed(#[from] WriteFailure),
+}
+
+/// Why the metadata leader could not carry out a write (the Raft error
+/// itself is logged where it happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum WriteFailure {
+    #[error("the metadata group's raft has stopped")]
+    Stopped,
+    #[error("the metadata group's membership cannot change now")]
+    MembershipRefused,
 }
 
 /// The result, and the index of the log entry that produced it, so the
@@ -71,7 +81,13 @@ pub async fn apply_here(raft: &MetaRaft, req: ForwardRequest) -> ForwardReply {
                     RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
                         ForwardFailure::NotLeader { leader: leader_guess(f.leader_id, f.leader_node) }
                     }
-                    other => ForwardFailure::Failed(other.to_string()),
+                    other => {
+                        tracing::warn!(node = info.id, error = %other, "cannot add the broker as a learner");
+                        ForwardFailure::Failed(match other {
+                            RaftError::Fatal(_) => WriteFailure::Stopped,
+                            RaftError::APIError(_) => WriteFailure::MembershipRefused,
+                        })
+                    }
                 });
             }
             write(raft, MetadataCommand::RegisterBroker(info)).await
@@ -86,9 +102,13 @@ async fn write(raft: &MetaRaft, cmd: MetadataCommand) -> ForwardReply {
             Err(ForwardFailure::NotLeader { leader: leader_guess(f.leader_id, f.leader_node) })
         }
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-            Err(ForwardFailure::Failed(e.to_string()))
+            tracing::warn!(error = %e, "metadata membership change refused");
+            Err(ForwardFailure::Failed(WriteFailure::MembershipRefused))
         }
-        Err(RaftError::Fatal(e)) => Err(ForwardFailure::Failed(e.to_string())),
+        Err(RaftError::Fatal(e)) => {
+            tracing::warn!(error = %e, "metadata raft stopped");
+            Err(ForwardFailure::Failed(WriteFailure::Stopped))
+        }
     }
 }
 

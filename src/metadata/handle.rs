@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::metadata::command::MetaRaft;
 use crate::metadata::command::{BrokerInfo, MetadataCommand, MetadataResponse, Rejection};
-use crate::metadata::forward::{self, ForwardFailure, ForwardRequest};
+use crate::metadata::forward::{self, ForwardFailure, ForwardRequest, WriteFailure};
 use crate::metadata::placement;
 use crate::metadata::state::MetadataState;
 use crate::metadata::topic_config::{self, TopicConfigError};
@@ -41,7 +41,7 @@ pub enum MetadataError {
     #[error("metadata write not committed within {0:?}")]
     Timeout(Duration),
     #[error("metadata write failed: {0}")]
-    Failed(String),
+    Failed(WriteFailure),
     #[error("the metadata group is shutting down")]
     ShuttingDown,
 }
@@ -228,7 +228,7 @@ impl MetadataHandle {
                     self.await_applied(index, deadline).await;
                     return Ok(resp);
                 }
-                Err(ForwardFailure::Failed(msg)) => return Err(MetadataError::Failed(msg)),
+                Err(ForwardFailure::Failed(why)) => return Err(MetadataError::Failed(why)),
                 Err(ForwardFailure::NotLeader { leader: Some((id, addr)) }) => {
                     hint = Some(if id == self.node_id { Target::Here } else { Target::Peer(addr) });
                     // Leadership may be moving; don't bounce between stale guesses.

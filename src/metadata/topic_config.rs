@@ -1,5 +1,7 @@
-//! Topic-level configs: the keys we accept, how each is validated, and the
-//! effective values (override, else broker default) the partition layer uses.
+//! Topic-level configs: one descriptor per key we accept (type, default, the
+//! broker setting it defaults to, whether it is enforced), validation, and the
+//! effective values (override, else broker setting, else default) the
+//! partition layer uses.
 
 use std::collections::BTreeMap;
 
@@ -29,33 +31,114 @@ enum Kind {
     Words(&'static [&'static str]),
 }
 
-/// (key, kind, default when the broker has no setting of its own).
-const KNOWN: &[(&str, Kind, &str)] = &[
-    ("cleanup.policy", Kind::Words(&["delete", "compact"]), "delete"),
-    (
-        "compression.type",
-        Kind::Words(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
-        "producer",
-    ),
-    ("delete.retention.ms", Kind::Long(0), "86400000"),
-    ("max.message.bytes", Kind::Long(0), "1048588"),
-    ("message.timestamp.type", Kind::Words(&["CreateTime"]), "CreateTime"),
-    ("min.insync.replicas", Kind::Long(1), "1"),
-    ("retention.bytes", Kind::Long(-1), "-1"),
-    ("retention.ms", Kind::Long(-1), "604800000"),
-    ("segment.bytes", Kind::Long(14), "1073741824"),
-    ("segment.ms", Kind::Long(1), "604800000"),
+/// A broker setting by its Kafka name, and how to read it from `Config`.
+type BrokerSetting = (&'static str, fn(&Config) -> String);
+
+/// One topic config, the one place its key, type, default and meaning are
+/// written.
+pub struct Descriptor {
+    pub key: &'static str,
+    kind: Kind,
+    /// The value when neither the topic nor the broker sets one.
+    default: &'static str,
+    /// The broker setting that is this config's default (Kafka's broker-level
+    /// name), and its value in the broker's config.
+    broker: Option<BrokerSetting>,
+    /// Whether raftka acts on the value. The others are accepted and shown,
+    /// because clients and tools set them, but change nothing.
+    pub enforced: bool,
+}
+
+/// Every topic config raftka accepts, by key.
+pub const DESCRIPTORS: &[Descriptor] = &[
+    Descriptor {
+        key: "cleanup.policy",
+        kind: Kind::Words(&["delete", "compact"]),
+        default: "delete",
+        broker: None,
+        enforced: true,
+    },
+    Descriptor {
+        key: "compression.type",
+        kind: Kind::Words(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        default: "producer",
+        broker: None,
+        // Batches are stored as the producer compressed them.
+        enforced: false,
+    },
+    Descriptor {
+        key: "delete.retention.ms",
+        kind: Kind::Long(0),
+        default: "86400000",
+        broker: None,
+        enforced: true,
+    },
+    Descriptor {
+        key: "max.message.bytes",
+        kind: Kind::Long(0),
+        default: "1048588",
+        broker: Some(("message.max.bytes", |c| c.message_max_bytes.to_string())),
+        enforced: true,
+    },
+    Descriptor {
+        key: "message.timestamp.type",
+        kind: Kind::Words(&["CreateTime"]),
+        default: "CreateTime",
+        broker: None,
+        enforced: true,
+    },
+    Descriptor {
+        key: "min.insync.replicas",
+        kind: Kind::Long(1),
+        default: "1",
+        broker: None,
+        // acks=all waits for a Raft majority of the replicas, whatever this says.
+        enforced: false,
+    },
+    Descriptor {
+        key: "retention.bytes",
+        kind: Kind::Long(-1),
+        default: "-1",
+        broker: Some(("log.retention.bytes", |c| c.log_retention_bytes.to_string())),
+        enforced: true,
+    },
+    Descriptor {
+        key: "retention.ms",
+        kind: Kind::Long(-1),
+        default: "604800000",
+        broker: Some(("log.retention.ms", |c| c.log_retention_ms.to_string())),
+        enforced: true,
+    },
+    // The log is not kept in segments.
+    Descriptor {
+        key: "segment.bytes",
+        kind: Kind::Long(14),
+        default: "1073741824",
+        broker: None,
+        enforced: false,
+    },
+    Descriptor {
+        key: "segment.ms",
+        kind: Kind::Long(1),
+        default: "604800000",
+        broker: None,
+        enforced: false,
+    },
 ];
+
+fn descriptor(key: &str) -> Option<&'static Descriptor> {
+    DESCRIPTORS.iter().find(|d| d.key == key)
+}
 
 /// Checks one key and value.
 pub fn validate(key: &str, value: &str) -> Result<(), TopicConfigError> {
-    let Some((_, kind, _)) = KNOWN.iter().find(|(k, _, _)| *k == key) else {
+    let Some(d) = descriptor(key) else {
         return Err(TopicConfigError::Unknown(key.to_string()));
     };
     let invalid = |reason| Err(TopicConfigError::Invalid { key: key.into(), value: value.into(), reason });
-    match kind {
+    match d.kind {
         Kind::Long(min) => match value.trim().parse::<i64>() {
-            Ok(v) if v >= *min => Ok(()),
+            Ok(v) if v >= min => Ok(()),
             Ok(_) => invalid("below the minimum"),
             Err(_) => invalid("not an integer"),
         },
@@ -69,33 +152,35 @@ pub fn validate(key: &str, value: &str) -> Result<(), TopicConfigError> {
     }
 }
 
-/// The broker-wide default of a topic config, from the broker's own settings.
-fn broker_default(key: &str, broker: &Config) -> Option<String> {
-    match key {
-        "max.message.bytes" => Some(broker.message_max_bytes.to_string()),
-        "retention.ms" => Some(broker.log_retention_ms.to_string()),
-        "retention.bytes" => Some(broker.log_retention_bytes.to_string()),
-        _ => None,
+/// A config's effective value and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub key: &'static str,
+    pub value: String,
+    pub source: ConfigSource,
+    pub enforced: bool,
+}
+
+impl Descriptor {
+    fn resolve(&self, overrides: &BTreeMap<String, String>, broker: &Config) -> Described {
+        let (value, source) = match (overrides.get(self.key), self.broker) {
+            (Some(v), _) => (v.clone(), ConfigSource::TopicOverride),
+            (None, Some((_, value))) => (value(broker), ConfigSource::StaticBroker),
+            (None, None) => (self.default.to_string(), ConfigSource::Default),
+        };
+        Described { key: self.key, value, source, enforced: self.enforced }
     }
 }
 
 /// Every known config with its effective value and source.
-pub fn describe(
-    overrides: &BTreeMap<String, String>,
-    broker: &Config,
-) -> Vec<(String, String, ConfigSource)> {
-    KNOWN
-        .iter()
-        .map(|(key, _, default)| {
-            if let Some(v) = overrides.get(*key) {
-                (key.to_string(), v.clone(), ConfigSource::TopicOverride)
-            } else if let Some(v) = broker_default(key, broker) {
-                (key.to_string(), v, ConfigSource::StaticBroker)
-            } else {
-                (key.to_string(), default.to_string(), ConfigSource::Default)
-            }
-        })
-        .collect()
+pub fn describe(overrides: &BTreeMap<String, String>, broker: &Config) -> Vec<Described> {
+    DESCRIPTORS.iter().map(|d| d.resolve(overrides, broker)).collect()
+}
+
+/// The broker settings that are topic configs' defaults, by their broker-level
+/// names (DescribeConfigs of a broker).
+pub fn broker_defaults(broker: &Config) -> impl Iterator<Item = (&'static str, String)> + '_ {
+    DESCRIPTORS.iter().filter_map(|d| d.broker.map(|(name, value)| (name, value(broker))))
 }
 
 /// The values the data path needs, resolved once per request.
@@ -111,20 +196,21 @@ pub struct Effective {
 
 impl Effective {
     pub fn resolve(overrides: &BTreeMap<String, String>, broker: &Config) -> Self {
-        let get = |key: &str, default: i64| {
-            overrides.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-        };
+        // Values were validated when they were set; defaults are valid.
+        let value =
+            |key: &str| descriptor(key).map(|d| d.resolve(overrides, broker).value).unwrap_or_default();
+        let long = |key: &str| value(key).trim().parse::<i64>().unwrap_or(-1);
+        let policy = value("cleanup.policy");
+        let has = |word: &str| policy.split(',').any(|w| w.trim() == word);
         // A compact-only topic keeps its data however old or large, as in
         // Kafka: deleting by time would drop the latest value of a key.
-        let policy =
-            |word: &str| overrides.get("cleanup.policy").map(|p| p.split(',').any(|w| w.trim() == word));
-        let deletes = policy("delete").unwrap_or(true);
+        let deletes = has("delete");
         Self {
-            max_message_bytes: get("max.message.bytes", i64::from(broker.message_max_bytes)),
-            retention_ms: if deletes { get("retention.ms", broker.log_retention_ms) } else { -1 },
-            retention_bytes: if deletes { get("retention.bytes", broker.log_retention_bytes) } else { -1 },
-            compact: policy("compact").unwrap_or(false),
-            delete_retention_ms: get("delete.retention.ms", 86_400_000),
+            max_message_bytes: long("max.message.bytes"),
+            retention_ms: if deletes { long("retention.ms") } else { -1 },
+            retention_bytes: if deletes { long("retention.bytes") } else { -1 },
+            compact: has("compact"),
+            delete_retention_ms: long("delete.retention.ms"),
         }
     }
 }
@@ -153,6 +239,19 @@ mod tests {
         assert!(matches!(validate("retention.ms", "soon"), Err(TopicConfigError::Invalid { .. })));
         assert!(matches!(validate("retention.ms", "-5"), Err(TopicConfigError::Invalid { .. })));
         assert!(matches!(validate("no.such", "1"), Err(TopicConfigError::Unknown(_))));
+    }
+
+    #[test]
+    fn every_default_is_valid_and_broker_defaults_are_sourced() {
+        for d in DESCRIPTORS {
+            assert!(validate(d.key, d.default).is_ok(), "{}", d.key);
+        }
+        let broker = Config::default();
+        let described = describe(&BTreeMap::new(), &broker);
+        let max = described.iter().find(|d| d.key == "max.message.bytes").unwrap();
+        assert_eq!((max.value.as_str(), max.source), ("1048588", ConfigSource::StaticBroker));
+        assert!(!described.iter().find(|d| d.key == "segment.bytes").unwrap().enforced);
+        assert_eq!(Effective::resolve(&BTreeMap::new(), &broker).delete_retention_ms, 86_400_000);
     }
 
     #[test]

@@ -252,9 +252,14 @@ pub struct PlainRecord {
     pub headers: Vec<(String, Bytes)>,
 }
 
+/// kafka-protocol's encoder refused a batch (a field past its wire limits).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode the record batch: {0}")]
+pub struct EncodeError(Box<dyn std::error::Error + Send + Sync>);
+
 /// One uncompressed, non-idempotent v2 batch of `records`, offsets from 0,
 /// every record stamped `timestamp` (ms).
-pub fn encode_plain(records: Vec<PlainRecord>, timestamp: i64) -> Result<Bytes, String> {
+pub fn encode_plain(records: Vec<PlainRecord>, timestamp: i64) -> Result<Bytes, EncodeError> {
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -282,7 +287,7 @@ pub fn encode_plain(records: Vec<PlainRecord>, timestamp: i64) -> Result<Bytes, 
         .collect();
     let mut buf = bytes::BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| EncodeError(e.into()))?;
     Ok(buf.freeze())
 }
 

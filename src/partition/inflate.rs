@@ -36,10 +36,23 @@ const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01
 pub enum InflateError {
     #[error("batch inflates to more than {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("batch does not decompress: {0}")]
-    Corrupt(String),
+    #[error("batch does not decompress as {}", codec_name(*.0))]
+    Corrupt(Compression),
     #[error("unknown compression codec {0}")]
     UnknownCodec(i16),
+    #[error("record batch does not decode")]
+    Malformed,
+}
+
+/// A codec's name as Kafka's `compression.type` spells it.
+pub fn codec_name(codec: Compression) -> &'static str {
+    match codec {
+        Compression::None => "none",
+        Compression::Gzip => "gzip",
+        Compression::Snappy => "snappy",
+        Compression::Lz4 => "lz4",
+        Compression::Zstd => "zstd",
+    }
 }
 
 /// The codec named by a batch's attributes.
@@ -67,25 +80,30 @@ pub fn limit_for(compressed_len: usize) -> usize {
 /// Inflates `input` (a batch's records section) compressed with `codec`;
 /// `TooLarge` as soon as the output would pass `limit`.
 pub fn inflate(codec: Compression, input: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
-    let corrupt = |e: std::io::Error| InflateError::Corrupt(e.to_string());
+    let corrupt = |_: std::io::Error| InflateError::Corrupt(codec);
     match codec {
-        Compression::None => bounded(input, input.len(), limit),
-        Compression::Gzip => bounded(flate2::read::MultiGzDecoder::new(input), input.len(), limit),
-        Compression::Lz4 => bounded(lz4::Decoder::new(input).map_err(corrupt)?, input.len(), limit),
+        Compression::None => bounded(codec, input, input.len(), limit),
+        Compression::Gzip => bounded(codec, flate2::read::MultiGzDecoder::new(input), input.len(), limit),
+        Compression::Lz4 => bounded(codec, lz4::Decoder::new(input).map_err(corrupt)?, input.len(), limit),
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(input).map_err(corrupt)?;
             decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
-            bounded(decoder, input.len(), limit)
+            bounded(codec, decoder, input.len(), limit)
         }
         Compression::Snappy => snappy(input, limit),
     }
 }
 
 /// Reads `r` to its end, never holding more than `limit` bytes of output.
-fn bounded(r: impl Read, input_len: usize, limit: usize) -> Result<Vec<u8>, InflateError> {
+fn bounded(
+    codec: Compression,
+    r: impl Read,
+    input_len: usize,
+    limit: usize,
+) -> Result<Vec<u8>, InflateError> {
     let mut out = Vec::with_capacity(input_len.saturating_mul(4).min(limit));
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    r.take(cap).read_to_end(&mut out).map_err(|e| InflateError::Corrupt(e.to_string()))?;
+    r.take(cap).read_to_end(&mut out).map_err(|_| InflateError::Corrupt(codec))?;
     if out.len() > limit {
         return Err(InflateError::TooLarge { limit });
     }
@@ -112,18 +130,19 @@ fn snappy(input: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
 }
 
 fn truncated(what: &str) -> InflateError {
-    InflateError::Corrupt(format!("snappy {what} is truncated"))
+    tracing::debug!(what, "snappy input is truncated");
+    InflateError::Corrupt(Compression::Snappy)
 }
 
 /// Appends one raw snappy block to `out`, if `out` stays within `limit`.
 fn snappy_block(block: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), InflateError> {
-    let corrupt = |e: snap::Error| InflateError::Corrupt(e.to_string());
+    let corrupt = |_: snap::Error| InflateError::Corrupt(Compression::Snappy);
     let len = snap::raw::decompress_len(block).map_err(corrupt)?;
     if len > limit.saturating_sub(out.len()) {
         return Err(InflateError::TooLarge { limit });
     }
     if len > block.len().saturating_mul(SNAPPY_MAX_RATIO).saturating_add(64) {
-        return Err(InflateError::Corrupt(format!("snappy block of {} bytes claims {len}", block.len())));
+        return Err(InflateError::Corrupt(Compression::Snappy));
     }
     let start = out.len();
     out.resize(start + len, 0);
@@ -161,8 +180,12 @@ fn decode_bytes(buf: &mut Bytes) -> Result<RecordSet, InflateError> {
             anyhow::anyhow!(text)
         })
     };
-    RecordBatchDecoder::decode_with_custom_compression(buf, Some(inflater))
-        .map_err(|e| failure.borrow_mut().take().unwrap_or_else(|| InflateError::Corrupt(e.to_string())))
+    RecordBatchDecoder::decode_with_custom_compression(buf, Some(inflater)).map_err(|e| {
+        failure.borrow_mut().take().unwrap_or_else(|| {
+            tracing::debug!(error = %e, "record batch does not decode");
+            InflateError::Malformed
+        })
+    })
 }
 
 #[cfg(test)]

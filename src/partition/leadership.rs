@@ -5,32 +5,29 @@
 //! - New leaders report themselves to the metadata group (one batched write
 //!   per tick for every change), so any broker answers `Metadata` with every
 //!   partition's leader.
+//! - Elections of every group this node hosts, the metadata group's
+//!   included, are decided by `raft::leadership::Elections` on each pass.
 //! - Leadership goes back to the preferred replica (the first of the replica
 //!   set) once it is caught up, and is handed to a caught-up replica on a
-//!   graceful shutdown. openraft 0.9 has no leader-transfer call, so the
-//!   leader asks the chosen replica to campaign (`RpcKind::Elect`); the old
-//!   leader's leader lease has long expired, so it grants the vote, and a
-//!   replica that is not caught up cannot win.
+//!   graceful shutdown (`raft::leadership::hand_over`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::{Raft, RaftTypeConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::metadata::command::{LeaderReport, MetadataCommand};
 use crate::metadata::handle::MetadataHandle;
 use crate::metadata::state::MetadataState;
-use crate::partition::failover::Failover;
 use crate::partition::manager::PartitionManager;
+use crate::raft::leadership::{self, ask_to_campaign, caught_up_replica, Elections, GroupView, Heartbeats};
 use crate::raft::liveness::Liveness;
 use crate::raft::network::Transport;
-use crate::raft::types::{GroupId, NodeId};
-use crate::raft::wire::{RpcKind, RpcRequest};
+use crate::raft::types::{GroupId, NodeId, METADATA_GROUP};
 
 /// How often leader changes are looked for and reported, and elections
-/// driven (`failover`).
+/// driven (`raft::leadership::Elections`).
 const TICK: Duration = Duration::from_millis(50);
 /// How often a full pass runs while every group is settled.
 const IDLE_PASS: Duration = Duration::from_secs(1);
@@ -41,7 +38,6 @@ const REBALANCE_EVERY: Duration = Duration::from_secs(3);
 const MAX_TRANSFERS_PER_ROUND: usize = 64;
 /// A replica asked to campaign is not asked again for this long.
 const TRANSFER_COOLDOWN: Duration = Duration::from_secs(10);
-const ELECT_RPC_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown`: drives elections, reports leaders and rebalances
 /// leaderships.
@@ -50,7 +46,7 @@ pub async fn run(
     metadata: MetadataHandle,
     partitions: Arc<PartitionManager>,
     transport: Arc<Transport>,
-    mut failover: Failover,
+    mut elections: Elections,
     liveness: Arc<Liveness>,
     shutdown: CancellationToken,
 ) {
@@ -79,8 +75,7 @@ pub async fn run(
         seen_changes = changes;
         seen_state = state.clone();
         last_pass = Instant::now();
-        failover.tick_metadata(metadata.raft()).await;
-        unsettled = failover.tick(&state, &partitions).await;
+        unsettled = elect(&mut elections, &metadata, &state, &partitions).await;
         let reports = unreported(node_id, &state, &partitions);
         unsettled |= !reports.is_empty();
         if !reports.is_empty() {
@@ -95,6 +90,57 @@ pub async fn run(
             asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
             rebalance(node_id, &state, &partitions, &transport, &liveness, &mut asked).await;
         }
+    }
+}
+
+/// One pass of `Elections` over the metadata group and every hosted
+/// partition group; whether some group is still unsettled.
+async fn elect(
+    elections: &mut Elections,
+    metadata: &MetadataHandle,
+    state: &MetadataState,
+    partitions: &PartitionManager,
+) -> bool {
+    elections.begin_pass();
+    let raft = metadata.raft();
+    let mut voters: Vec<NodeId> =
+        raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+    voters.sort_unstable();
+    let view = GroupView {
+        group: METADATA_GROUP,
+        preferred: &voters,
+        reported: None,
+        heartbeats: Heartbeats::Openraft,
+    };
+    elections.tend(raft, view, &"metadata").await;
+    let hosted = partitions.all();
+    for h in &hosted {
+        let Some(info) = state
+            .topic(&h.topic)
+            .and_then(|t| t.partitions.get(h.partition as usize))
+            .filter(|i| i.group == h.group)
+        else {
+            continue;
+        };
+        let view = GroupView {
+            group: h.group,
+            preferred: &info.replicas,
+            reported: info.leader.map(|l| (l, info.leader_term)),
+            heartbeats: Heartbeats::Driven,
+        };
+        elections.tend(&h.raft, view, &Named(&h.topic, h.partition)).await;
+    }
+    let mut groups: HashSet<GroupId> = hosted.iter().map(|h| h.group).collect();
+    groups.insert(METADATA_GROUP);
+    elections.end_pass(&groups)
+}
+
+/// A partition as log lines name it: `topic/partition`.
+struct Named<'a>(&'a str, i32);
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
     }
 }
 
@@ -113,21 +159,6 @@ fn unreported(node_id: NodeId, state: &MetadataState, partitions: &PartitionMana
             (!known).then_some(LeaderReport { group: h.group, leader: node_id, term })
         })
         .collect()
-}
-
-/// The first of `candidates` (other than this node) that has every entry of
-/// the log this node leads.
-pub fn caught_up_replica<C>(raft: &Raft<C>, me: NodeId, candidates: &[NodeId]) -> Option<NodeId>
-where
-    C: RaftTypeConfig<NodeId = NodeId>,
-{
-    let m = raft.metrics();
-    let m = m.borrow();
-    let last = m.last_log_index?;
-    let replication = m.replication.as_ref()?;
-    candidates.iter().copied().find(|id| {
-        *id != me && replication.get(id).is_some_and(|matched| matched.map(|l| l.index) == Some(last))
-    })
 }
 
 async fn rebalance(
@@ -164,11 +195,20 @@ async fn rebalance(
     }
 }
 
-pub async fn ask_to_campaign(transport: &Transport, addr: &str, group: GroupId) {
-    let request = RpcRequest { group, kind: RpcKind::Elect, body: Vec::new() };
-    if let Err(e) = transport.call(addr, &request, ELECT_RPC_TIMEOUT).await {
-        tracing::debug!(group, %addr, error = %e, "campaign request failed");
-    }
+/// Asks a caught-up replica among `candidates` to take `group` over.
+pub async fn hand_over_group<C>(
+    raft: &openraft::Raft<C>,
+    group: GroupId,
+    node_id: NodeId,
+    candidates: &[NodeId],
+    state: &MetadataState,
+    transport: &Transport,
+) -> Option<NodeId>
+where
+    C: openraft::RaftTypeConfig<NodeId = NodeId>,
+{
+    let raft_addr = |id: NodeId| state.brokers.get(&id).map(|b| b.raft_addr.clone());
+    leadership::hand_over(raft, group, node_id, candidates, raft_addr, transport).await
 }
 
 /// Hands every leadership of this node to a caught-up replica and waits (up
@@ -192,10 +232,7 @@ pub async fn hand_over(
             .and_then(|t| t.partitions.get(h.partition as usize))
             .map(|p| p.replicas.clone())
             .unwrap_or_default();
-        let Some(to) = caught_up_replica(&h.raft, node_id, &prefer) else { continue };
-        if let Some(broker) = state.brokers.get(&to) {
-            ask_to_campaign(transport, &broker.raft_addr, h.group).await;
-        }
+        hand_over_group(&h.raft, h.group, node_id, &prefer, state, transport).await;
     }
     while Instant::now() < deadline && led.iter().any(|h| h.leader().0 == Some(node_id)) {
         tokio::time::sleep(Duration::from_millis(20)).await;

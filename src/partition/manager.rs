@@ -4,7 +4,7 @@
 //! removed by range from every column family.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use openraft::BasicNode;
 
@@ -24,8 +24,8 @@ use crate::storage::{Storage, StorageError};
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("raft: {0}")]
-    Raft(String),
+    #[error("the partition's raft stopped: {0}")]
+    RaftStopped(#[from] openraft::error::Fatal<NodeId>),
 }
 
 type Key = (Arc<str>, i32);
@@ -54,7 +54,7 @@ impl PartitionManager {
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
         let key: Key = (Arc::from(topic), partition);
-        self.partitions.read().ok()?.get(&key).cloned()
+        self.partitions.read().unwrap_or_else(PoisonError::into_inner).get(&key).cloned()
     }
 
     /// Leader and term of a partition, as far as this broker knows: from its
@@ -116,7 +116,7 @@ impl PartitionManager {
     }
 
     pub fn all(&self) -> Vec<PartitionHandle> {
-        self.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.partitions.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
     }
 
     /// Starts the groups this node should host and stops the rest.
@@ -142,9 +142,10 @@ impl PartitionManager {
                 .collect();
             match self.start(topic.clone(), partition, info, addrs).await {
                 Ok(handle) => {
-                    if let Ok(mut map) = self.partitions.write() {
-                        map.insert((topic, partition), handle);
-                    }
+                    self.partitions
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert((topic, partition), handle);
                 }
                 Err(e) => {
                     tracing::error!(%topic, partition, group = info.group, error = %e, "cannot start partition")
@@ -169,12 +170,11 @@ impl PartitionManager {
             LogStore::new(self.storage.clone(), group),
             Machine(store),
         )
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+        .await?;
         self.registry.register(group, Arc::new(RaftRpc { group, raft: raft.clone() }));
         // The preferred replica forms the group; initialising twice with the
         // same members is harmless, and the others join when it contacts them.
-        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let initialized = raft.is_initialized().await?;
         if !initialized && info.replicas.first() == Some(&self.node_id) {
             if let Err(e) = raft.initialize(members).await {
                 tracing::warn!(%topic, partition, group, error = %e, "partition group initialisation");
@@ -185,9 +185,10 @@ impl PartitionManager {
     }
 
     async fn stop(&self, handle: &PartitionHandle, delete_data: bool) {
-        if let Ok(mut map) = self.partitions.write() {
-            map.remove(&(handle.topic.clone(), handle.partition));
-        }
+        self.partitions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(handle.topic.clone(), handle.partition));
         self.registry.remove(handle.group);
         if let Err(e) = handle.raft.shutdown().await {
             tracing::warn!(topic = %handle.topic, partition = handle.partition, error = %e, "raft shutdown");

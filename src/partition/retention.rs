@@ -7,8 +7,13 @@
 //! of one half, Kafka's default), so the cost of compacting stays in
 //! proportion to what is written; a smaller tail is compacted once the
 //! partition has taken no writes for `IDLE_CHECKS` checks, so a quiet log
-//! ends up fully compacted. Internal topics (`__…`) are compacted by
-//! their owners (the group coordinator).
+//! ends up fully compacted. Internal topics (`__consumer_offsets`) are
+//! compacted the same way, with their own threshold
+//! (`offsets_compaction_min_records`); their only reader replays them from
+//! the log start (the group coordinator), so the log start then moves to the
+//! first batch compaction kept, and a new coordinator replays only that.
+//! (A user topic's log start stays: a consumer whose offset compaction passed
+//! continues at the next record instead of being reset.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,6 +112,8 @@ struct Cleaned {
 /// Checks without a write after which a partition's dirty tail is compacted
 /// however small.
 const IDLE_CHECKS: u32 = 10;
+/// Retention checks run at most this often, whatever is configured.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// When a partition's high watermark last moved.
 #[derive(Debug, Clone, Copy)]
@@ -141,16 +148,41 @@ async fn compact(handle: &PartitionHandle, effective: Effective, timeout: Durati
     }
 }
 
+/// Moves the log start up to the first stored batch, past what compaction
+/// dropped before it.
+async fn start_at_first_batch(handle: &PartitionHandle, timeout: Duration) {
+    let mut first = None;
+    let visited = handle.log.visit_headers(|h, _| {
+        first = Some(h.base_offset);
+        false
+    });
+    let log_start_offset = match (visited, first) {
+        (Ok(()), Some(first)) if first > handle.log.offsets().log_start_offset => first,
+        (Ok(()), _) => return,
+        (Err(e), _) => {
+            tracing::warn!(topic = %handle.topic, partition = handle.partition, error = %e, "log scan failed");
+            return;
+        }
+    };
+    // Compaction already accounted for the bytes it removed.
+    let cmd = PartitionCommand::Trim { log_start_offset, removed_bytes: 0 };
+    match handle.propose(cmd, timeout).await {
+        Ok(_) => tracing::info!(topic = %handle.topic, partition = handle.partition, log_start_offset,
+            "log start moved past compacted records"),
+        Err(e) => tracing::debug!(topic = %handle.topic, partition = handle.partition, error = %e,
+            "log start not moved"),
+    }
+}
+
 pub async fn run(
     config: Arc<Config>,
     metadata: MetadataHandle,
     partitions: Arc<PartitionManager>,
     shutdown: CancellationToken,
 ) {
-    let mut tick =
-        tokio::time::interval(Duration::from_millis(config.log_retention_check_interval_ms.max(10)));
-    let timeout = Duration::from_millis(config.raft_rpc_timeout_ms * 2);
-    let idle_after = Duration::from_millis(config.log_retention_check_interval_ms.max(10)) * IDLE_CHECKS;
+    let mut tick = tokio::time::interval(config.log_retention_check_interval.max(MIN_CHECK_INTERVAL));
+    let timeout = config.raft_rpc_timeout * 2;
+    let idle_after = config.log_retention_check_interval.max(MIN_CHECK_INTERVAL) * IDLE_CHECKS;
     let mut cleaned: HashMap<GroupId, Cleaned> = HashMap::new();
     let mut tails: HashMap<GroupId, Tail> = HashMap::new();
     loop {
@@ -169,7 +201,13 @@ pub async fn run(
             };
             let effective = Effective::resolve(&topic.configs, &config);
             enforce(&handle, effective, timeout).await;
-            if effective.compact && !topic.name.starts_with("__") {
+            if effective.compact {
+                let internal = topic.name.starts_with("__");
+                let min_dirty = if internal {
+                    config.offsets_compaction_min_records
+                } else {
+                    config.log_cleaner_min_dirty_records
+                };
                 let offsets = handle.log.offsets();
                 let last = *cleaned
                     .entry(handle.group)
@@ -181,9 +219,12 @@ pub async fn run(
                     *tail = Tail { high_watermark: hw, since: Instant::now() };
                 }
                 let idle = tail.since.elapsed() >= idle_after;
-                if compaction_due(last, hw, config.log_cleaner_min_dirty_records, idle) {
+                if compaction_due(last, hw, min_dirty, idle) {
                     if let Some(done) = compact(&handle, effective, timeout).await {
                         cleaned.insert(handle.group, done);
+                        if internal {
+                            start_at_first_batch(&handle, timeout).await;
+                        }
                     }
                 }
             }

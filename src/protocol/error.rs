@@ -7,14 +7,17 @@ use crate::net::FrameError;
 pub enum ProtocolError {
     #[error(transparent)]
     Frame(#[from] FrameError),
+    #[error("request shorter than its header")]
+    Truncated,
+    /// The request's header or body does not decode (kafka-protocol's error).
     #[error("malformed request: {0}")]
-    Malformed(String),
+    Malformed(Box<dyn std::error::Error + Send + Sync>),
     #[error("unknown api key {0}")]
     UnknownApiKey(i16),
     #[error("api key {key} version {version} is not supported")]
     UnsupportedVersion { key: i16, version: i16 },
-    #[error("cannot encode response to api key {key} v{version}: {reason}")]
-    Encode { key: i16, version: i16, reason: String },
+    #[error("cannot encode response to api key {key} v{version}: {source}")]
+    Encode { key: i16, version: i16, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -24,20 +24,20 @@ impl Request {
     /// Decodes the body as `T` at the request's version.
     pub fn decode<T: Decodable>(&mut self) -> Result<T, ProtocolError> {
         let version = self.version();
-        T::decode(&mut self.body, version).map_err(|e| ProtocolError::Malformed(e.to_string()))
+        T::decode(&mut self.body, version).map_err(|e| ProtocolError::Malformed(e.into()))
     }
 }
 
 pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
     if frame.len() < 4 {
-        return Err(ProtocolError::Malformed("request shorter than its header".into()));
+        return Err(ProtocolError::Truncated);
     }
     let key = (&frame[0..2]).get_i16();
     let version = (&frame[2..4]).get_i16();
     let api_key = ApiKey::try_from(key).map_err(|_| ProtocolError::UnknownApiKey(key))?;
     let header_version = api_key.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let header =
+        RequestHeader::decode(&mut frame, header_version).map_err(|e| ProtocolError::Malformed(e.into()))?;
     Ok(Request { api_key, header, body: frame })
 }
 
@@ -49,8 +49,8 @@ pub fn encode_response<T: Encodable>(request: &Request, body: &T) -> Result<Byte
     };
     encode_frame(request.header.correlation_id, header_version, request.version(), body).map_err(
         |e| match e {
-            ProtocolError::Encode { reason, .. } => {
-                ProtocolError::Encode { key: request.api_key as i16, version: request.version(), reason }
+            ProtocolError::Encode { source, .. } => {
+                ProtocolError::Encode { key: request.api_key as i16, version: request.version(), source }
             }
             other => other,
         },
@@ -63,7 +63,7 @@ pub fn encode_frame<T: Encodable>(
     version: i16,
     body: &T,
 ) -> Result<BytesMut, ProtocolError> {
-    let enc = |e: anyhow::Error| ProtocolError::Encode { key: -1, version, reason: e.to_string() };
+    let enc = |e: anyhow::Error| ProtocolError::Encode { key: -1, version, source: e.into() };
     let mut buf = BytesMut::with_capacity(128);
     buf.put_i32(0);
     ResponseHeader::default()

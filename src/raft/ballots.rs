@@ -1,6 +1,6 @@
 //! What this node's own campaigns learned from their vote replies.
 //!
-//! Partition groups elect on `partition::failover`'s schedule, not on
+//! Partition groups elect on `raft::leadership`'s schedule, not on
 //! openraft's randomised timers, so openraft's own "seen a greater log, wait"
 //! back-off never applies. Without it, a survivor that campaigns first with a
 //! shorter log is refused, campaigns again, and keeps voting for itself in
@@ -10,7 +10,7 @@
 //! then stands aside so that peer's next campaign wins at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::raft::types::GroupId;
@@ -28,15 +28,13 @@ impl Ballots {
 
     /// A peer of `group` refused this node's vote request: its log is longer.
     pub fn outdone(&self, group: GroupId) {
-        if let Ok(mut m) = self.outdone.lock() {
-            m.insert(group, Instant::now());
-        }
+        self.outdone.lock().unwrap_or_else(PoisonError::into_inner).insert(group, Instant::now());
     }
 
     /// Whether a campaign of this node in `group` was refused for a shorter
     /// log within `window`. Old entries are dropped as they are met.
     pub fn outdone_within(&self, group: GroupId, window: Duration) -> bool {
-        let Ok(mut m) = self.outdone.lock() else { return false };
+        let mut m = self.outdone.lock().unwrap_or_else(PoisonError::into_inner);
         match m.get(&group) {
             Some(at) if at.elapsed() < window => true,
             Some(_) => {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -54,16 +54,14 @@ impl Liveness {
     }
 
     pub fn heard(&self, node: NodeId) {
-        if let Ok(mut m) = self.last_heard.lock() {
-            m.insert(node, Instant::now());
-        }
+        self.last_heard.lock().unwrap_or_else(PoisonError::into_inner).insert(node, Instant::now());
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {
         if node == self.node_id {
             return true;
         }
-        let Ok(m) = self.last_heard.lock() else { return false };
+        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
         m.get(&node).copied().unwrap_or(self.started).elapsed() < self.timeout
     }
 }

@@ -1,10 +1,13 @@
 //! openraft glue shared by every group: type configs, RocksDB log storage,
 //! the multi-raft transport (outgoing pools, incoming server, group registry)
-//! the node-level failure detector, what this node's campaigns learned, and the snapshot image both state
-//! machines use. No Kafka meaning here.
+//! the node-level failure detector, what this node's campaigns learned,
+//! leadership of every group (`leadership`), and the snapshot image both
+//! state machines use. No Kafka meaning here, and no broker `Config`: groups
+//! are configured from a `Timing`.
 
 pub mod applied;
 pub mod ballots;
+pub mod leadership;
 pub mod liveness;
 pub mod log_store;
 pub mod network;
@@ -15,20 +18,35 @@ pub mod types;
 pub mod wire;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A duration in openraft's unit, whole milliseconds.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The node's settings every Raft group's configuration is made from (the
+/// broker fills it from its `Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    /// A peer not heard from for this long is down (`liveness`).
+    pub node_timeout: Duration,
+    /// Entries between snapshots (and log purges).
+    pub snapshot_logs: u64,
+}
 
 /// openraft settings of the metadata group: openraft's own heartbeats and
 /// election timers (a handful of voters, so their cost does not matter).
-pub fn raft_config(
-    cfg: &crate::config::Config,
-    cluster: &str,
-) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
+pub fn raft_config(cfg: &Timing, cluster: &str) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
     let c = openraft::Config {
         cluster_name: cluster.to_string(),
-        heartbeat_interval: cfg.raft_heartbeat_interval_ms,
-        election_timeout_min: cfg.raft_election_timeout_ms,
-        election_timeout_max: cfg.raft_election_timeout_ms * 2,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft_snapshot_logs),
-        max_in_snapshot_log_to_keep: cfg.raft_snapshot_logs / 2,
+        heartbeat_interval: millis(cfg.heartbeat_interval),
+        election_timeout_min: millis(cfg.election_timeout),
+        election_timeout_max: millis(cfg.election_timeout) * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
+        max_in_snapshot_log_to_keep: cfg.snapshot_logs / 2,
         ..Default::default()
     };
     Ok(Arc::new(c.validate().map_err(Box::new)?))
@@ -36,7 +54,7 @@ pub fn raft_config(
 
 /// openraft settings of partition groups. A node hosts thousands of them, so
 /// per-group heartbeats and election timers are off: `liveness` detects dead
-/// nodes once per peer and `partition::leadership` starts elections and
+/// nodes once per peer and `leadership::Elections` starts elections and
 /// nudges lagging followers (DESIGN.md: "coalesce heartbeats").
 ///
 /// Timers still matter in two ways. `heartbeat_interval` is openraft's
@@ -45,10 +63,10 @@ pub fn raft_config(
 /// heard from its leader refuses to vote, kept below the node timeout so a
 /// dead leader's lease has run out by the time it is declared dead.
 pub fn partition_raft_config(
-    cfg: &crate::config::Config,
+    cfg: &Timing,
     cluster: &str,
 ) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
-    let lease = (cfg.node_timeout_ms * 4 / 5).max(80);
+    let lease = (millis(cfg.node_timeout) * 4 / 5).max(80);
     let c = openraft::Config {
         cluster_name: cluster.to_string(),
         heartbeat_interval: lease / 2,
@@ -60,8 +78,8 @@ pub fn partition_raft_config(
         // after a membership change removes it, which partition groups never
         // make): a wake-up per group every few hundred ms saved.
         enable_tick: false,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft_snapshot_logs),
-        max_in_snapshot_log_to_keep: cfg.raft_snapshot_logs / 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
+        max_in_snapshot_log_to_keep: cfg.snapshot_logs / 2,
         ..Default::default()
     };
     let mut c = c.validate().map_err(Box::new)?;

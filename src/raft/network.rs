@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -41,29 +41,48 @@ pub enum TransportError {
     Refused(#[from] RpcRefusal),
 }
 
+/// What the transport does with one outgoing request. Tests cut and slow
+/// links with a `LinkRule`; without one every request is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Deliver,
+    /// Lost: the call times out, as over a cut network.
+    Drop,
+    /// Sent this much later.
+    Delay(Duration),
+}
+
+/// Decides the fate of each request by its destination address.
+pub type LinkRule = Arc<dyn Fn(&str, &RpcRequest) -> Link + Send + Sync>;
+
 /// Connection pools to every peer, shared by all groups of this node.
-#[derive(Debug)]
 pub struct Transport {
     // A std mutex: held only to push or pop an idle connection, never across IO.
     idle: Mutex<HashMap<String, Vec<TcpStream>>>,
     max_frame: usize,
+    rule: RwLock<Option<LinkRule>>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").field("max_frame", &self.max_frame).finish_non_exhaustive()
+    }
 }
 
 impl Transport {
     pub fn new(max_frame: usize) -> Arc<Self> {
-        Arc::new(Self { idle: Mutex::new(HashMap::new()), max_frame })
+        Arc::new(Self { idle: Mutex::new(HashMap::new()), max_frame, rule: RwLock::new(None) })
     }
 
     fn take(&self, addr: &str) -> Option<TcpStream> {
-        self.idle.lock().ok()?.get_mut(addr)?.pop()
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).get_mut(addr)?.pop()
     }
 
     fn give_back(&self, addr: &str, conn: TcpStream) {
-        if let Ok(mut idle) = self.idle.lock() {
-            let pool = idle.entry(addr.to_string()).or_default();
-            if pool.len() < POOL_SIZE {
-                pool.push(conn);
-            }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let pool = idle.entry(addr.to_string()).or_default();
+        if pool.len() < POOL_SIZE {
+            pool.push(conn);
         }
     }
 
@@ -75,7 +94,34 @@ impl Transport {
         timeout: Duration,
     ) -> Result<Vec<u8>, TransportError> {
         let timed_out = || TransportError::Timeout { addr: addr.to_string(), after: timeout };
-        tokio::time::timeout(timeout, self.call_inner(addr, request)).await.map_err(|_| timed_out())?
+        let mut remaining = timeout;
+        match self.link(addr, request) {
+            Link::Deliver => {}
+            Link::Drop => {
+                tokio::time::sleep(timeout).await;
+                return Err(timed_out());
+            }
+            Link::Delay(d) => {
+                tokio::time::sleep(d.min(timeout)).await;
+                remaining = timeout.saturating_sub(d);
+                if remaining.is_zero() {
+                    return Err(timed_out());
+                }
+            }
+        }
+        tokio::time::timeout(remaining, self.call_inner(addr, request)).await.map_err(|_| timed_out())?
+    }
+
+    /// Installs (or with `None` removes) the rule outgoing requests obey.
+    pub fn set_link_rule(&self, rule: Option<LinkRule>) {
+        *self.rule.write().unwrap_or_else(PoisonError::into_inner) = rule;
+    }
+
+    fn link(&self, addr: &str, request: &RpcRequest) -> Link {
+        match &*self.rule.read().unwrap_or_else(PoisonError::into_inner) {
+            Some(rule) => rule(addr, request),
+            None => Link::Deliver,
+        }
     }
 
     async fn call_inner(&self, addr: &str, request: &RpcRequest) -> Result<Vec<u8>, TransportError> {

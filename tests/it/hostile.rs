@@ -301,7 +301,7 @@ async fn decompression_bombs_are_refused_without_being_inflated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_with_extreme_timestamps_are_read_and_compacted() {
     let b = TestBroker::start_with(|c| {
-        c.log_retention_check_interval_ms = 100;
+        c.log_retention_check_interval = Duration::from_millis(100);
         c.log_cleaner_min_dirty_records = 2;
     })
     .await;
@@ -378,8 +378,8 @@ async fn the_per_address_limit_refuses_only_the_extra_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_frames_and_idle_connections_are_closed_busy_ones_are_not() {
     let b = TestBroker::start_with(|c| {
-        c.frame_timeout_ms = 300;
-        c.connections_max_idle_ms = 800;
+        c.frame_timeout = Duration::from_millis(300);
+        c.connections_max_idle = Duration::from_millis(800);
     })
     .await;
     let addr = b.kafka_addr();
@@ -411,7 +411,7 @@ async fn announced_frames_make_large_ones_wait_not_small_ones() {
     let b = TestBroker::start_with(|c| {
         c.socket_request_max_bytes = 1 << 20;
         c.queued_max_request_bytes = 2 << 20; // large lane 1.75 MiB: one hog fills it
-        c.frame_timeout_ms = 1_500;
+        c.frame_timeout = Duration::from_millis(1_500);
     })
     .await;
     let addr = b.kafka_addr();
@@ -447,7 +447,7 @@ async fn announced_frames_make_large_ones_wait_not_small_ones() {
 /// and a frame never finished each close their connection; the node goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_raft_frames_close_only_their_connection() {
-    let b = TestBroker::start_with(|c| c.frame_timeout_ms = 300).await;
+    let b = TestBroker::start_with(|c| c.frame_timeout = Duration::from_millis(300)).await;
     let raft = b.broker().raft_addr;
     let mut huge = TcpStream::connect(raft).await.expect("connect");
     huge.write_all(&[0x7f, 0xff, 0xff, 0xf0]).await.expect("write");
@@ -478,7 +478,7 @@ async fn hostile_raft_frames_close_only_their_connection() {
 async fn http_bodies_and_headers_are_bounded() {
     let b = TestBroker::start_with(|c| {
         c.http_max_body_bytes = 64 * 1024;
-        c.frame_timeout_ms = 300;
+        c.frame_timeout = Duration::from_millis(300);
     })
     .await;
     let http = b.broker().http_addr;

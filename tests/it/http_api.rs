@@ -98,3 +98,53 @@ async fn deleting_a_topic_over_http_removes_its_data() {
     assert_eq!(call(addr, Method::DELETE, "/v1/topics/doomed", None).await.0, 404);
     b.stop().await;
 }
+
+/// The router's handlers over the node's services, called as a `tower`
+/// service: no socket, no HTTP server.
+#[tokio::test]
+async fn handlers_answer_without_a_socket() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    let b = TestBroker::start().await;
+    let api = std::sync::Arc::new(raftka::http::Api {
+        node: b.broker().node().clone(),
+        peers: Default::default(),
+        events: std::sync::Arc::new(raftka::events::Events::default()),
+        storage: b.broker().storage().clone(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        next_partition: Default::default(),
+    });
+    let app = raftka::http::router(api);
+    let send = |req: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let json = |method: &str, path: &str, body: &'static str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+
+    let (status, created) = send(json("POST", "/v1/topics", r#"{"name": "direct", "partitions": 2}"#)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["partitions"].as_array().map(Vec::len), Some(2));
+    let (status, described) = send(Request::get("/v1/topics/direct").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(described["name"], "direct");
+    let (status, refused) = send(json("POST", "/v1/topics", "{not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused["error"].is_string());
+    let (status, _) = send(Request::delete("/v1/topics/none-such").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    b.stop().await;
+}

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod cluster;
 mod common;
 mod fuzz;
 mod groups;

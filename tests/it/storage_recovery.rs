@@ -39,7 +39,7 @@ async fn restart_recovers_records_topics_and_offsets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_by_time_and_size_moves_log_start() {
-    let b = TestBroker::start_with(|c| c.log_retention_check_interval_ms = 50).await;
+    let b = TestBroker::start_with(|c| c.log_retention_check_interval = Duration::from_millis(50)).await;
     let mut c = Client::connect(b.kafka_addr()).await;
     create_topic(&mut c, "old", 1, &[("retention.ms", "60000")]).await;
     let now =
@@ -76,7 +76,7 @@ async fn retention_by_time_and_size_moves_log_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_the_last_record_of_each_key_across_a_restart() {
     let mut b = TestBroker::start_with(|c| {
-        c.log_retention_check_interval_ms = 50;
+        c.log_retention_check_interval = Duration::from_millis(50);
         c.log_cleaner_min_dirty_records = 10;
     })
     .await;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod ops;
 
 use std::future::Future;
@@ -32,8 +33,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         http_addr: "127.0.0.1:0".into(),
         raft_addr: "127.0.0.1:0".into(),
         data_dir,
-        raft_heartbeat_interval_ms: 50,
-        raft_election_timeout_ms: 150,
+        raft_heartbeat_interval: Duration::from_millis(50),
+        raft_election_timeout: Duration::from_millis(150),
         // Tests write records with small, fixed timestamps; the default seven
         // days would expire them. Retention tests set it per topic.
         log_retention_ms: -1,

@@ -55,10 +55,20 @@ pub fn records_from(
 }
 
 pub async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+    create_replicated_topic(c, name, partitions, 1, configs).await
+}
+
+pub async fn create_replicated_topic(
+    c: &mut Client,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) -> i16 {
     let topic = CreatableTopic::default()
         .with_name(TopicName(sb(name)))
         .with_num_partitions(partitions)
-        .with_replication_factor(1)
+        .with_replication_factor(replication_factor)
         .with_configs(
             configs
                 .iter()

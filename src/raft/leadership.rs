@@ -1,0 +1,282 @@
+//! Leadership of any Raft group, metadata and partitions alike, over
+//! `raft::liveness`: when to campaign, when a leader nudges its followers,
+//! and how a leader hands its group to a caught-up replica.
+//!
+//! Partition groups run with openraft's heartbeats and election timers off
+//! (`raft::partition_raft_config`): with a thousand groups per node those
+//! timers alone would keep a core busy. Instead `Elections`, consulted a few
+//! times per node timeout for every hosted group, decides:
+//!
+//! - on a follower whose leader is unknown or on a node `Liveness` declares
+//!   dead, to campaign — replicas take turns in their preferred order
+//!   (`ELECT_STAGGER` apart) so two of them rarely split the vote, and only
+//!   when a majority of the group's voters is alive, so a cut-off node does
+//!   not keep raising terms; a replica whose last campaign was refused for a
+//!   shorter log (`raft::ballots`) stands aside for a while, so the longer
+//!   log's next campaign, `ELECT_RETRY` later, wins;
+//! - on a leader that drives its own heartbeats, to send one when a live
+//!   follower lags (which restarts replication to a follower that came back)
+//!   or when a newer term is reported (so a deposed leader learns it and
+//!   steps down), and otherwise every `IDLE_HEARTBEAT` as a safety net.
+//!
+//! A group that keeps openraft's timers (the metadata group) campaigns the
+//! same way as soon as its leader's node is declared dead, which saves the
+//! wait for a leader lease plus an election timeout.
+//!
+//! Hand-over: openraft 0.9 has no leader-transfer call, so a leader asks the
+//! chosen replica to campaign (`RpcKind::Elect`); the old leader's lease has
+//! long expired, so it grants the vote, and a replica that is not caught up
+//! cannot win.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::{BasicNode, Raft, RaftMetrics, RaftTypeConfig, ServerState};
+
+use crate::raft::ballots::Ballots;
+use crate::raft::liveness::Liveness;
+use crate::raft::network::Transport;
+use crate::raft::types::{GroupId, NodeId};
+use crate::raft::wire::{RpcKind, RpcRequest};
+
+/// Delay between the turns of successive replicas to campaign.
+const ELECT_STAGGER: Duration = Duration::from_millis(150);
+/// A campaign that has not produced a leader is repeated this long after.
+const ELECT_RETRY: Duration = Duration::from_millis(300);
+/// A lagging follower or a superseded leader is nudged this often.
+const NUDGE_EVERY: Duration = Duration::from_millis(300);
+/// An idle, healthy group still gets a heartbeat this often.
+const IDLE_HEARTBEAT: Duration = Duration::from_secs(60);
+/// Deadline of one request to campaign.
+const ELECT_RPC_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Who drives a group's heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeats {
+    /// openraft's own timers (the metadata group).
+    Openraft,
+    /// `Elections` (partition groups).
+    Driven,
+}
+
+/// What one group needs from `Elections`, as its owner sees it.
+pub struct GroupView<'a> {
+    pub group: GroupId,
+    /// Replicas in the order they should take leadership.
+    pub preferred: &'a [NodeId],
+    /// The leader and term the cluster's metadata last recorded, if any.
+    pub reported: Option<(NodeId, u64)>,
+    pub heartbeats: Heartbeats,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Action {
+    Nothing,
+    Elect,
+    Heartbeat,
+}
+
+/// Election and upkeep decisions for every group this node hosts.
+pub struct Elections {
+    node_id: NodeId,
+    liveness: Arc<Liveness>,
+    ballots: Arc<Ballots>,
+    /// Since when each group has been without a usable leader, restarted
+    /// whenever its term moves (someone else is campaigning).
+    leaderless_since: HashMap<GroupId, Instant>,
+    seen_term: HashMap<GroupId, u64>,
+    last_elect: HashMap<GroupId, Instant>,
+    last_nudge: HashMap<GroupId, Instant>,
+    /// Whether this pass met a group without a healthy leader (or a lagging
+    /// follower): then the next tick must look again.
+    unsettled: bool,
+}
+
+impl Elections {
+    pub fn new(node_id: NodeId, liveness: Arc<Liveness>, ballots: Arc<Ballots>) -> Self {
+        Self {
+            node_id,
+            liveness,
+            ballots,
+            leaderless_since: HashMap::new(),
+            seen_term: HashMap::new(),
+            last_elect: HashMap::new(),
+            last_nudge: HashMap::new(),
+            unsettled: false,
+        }
+    }
+
+    /// Starts a pass over the hosted groups.
+    pub fn begin_pass(&mut self) {
+        self.unsettled = false;
+    }
+
+    /// Ends a pass: forgets groups no longer hosted; whether some group is
+    /// still unsettled (no live leader, or a lagging follower).
+    pub fn end_pass(&mut self, hosted: &HashSet<GroupId>) -> bool {
+        self.leaderless_since.retain(|g, _| hosted.contains(g));
+        self.seen_term.retain(|g, _| hosted.contains(g));
+        self.last_elect.retain(|g, _| hosted.contains(g));
+        self.last_nudge.retain(|g, _| hosted.contains(g));
+        self.unsettled
+    }
+
+    /// Looks at one group and campaigns or sends a heartbeat if it is due.
+    pub async fn tend<C>(
+        &mut self,
+        raft: &Raft<C>,
+        view: GroupView<'_>,
+        what: &(dyn std::fmt::Display + Sync),
+    ) where
+        C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode>,
+    {
+        let action = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            self.decide(&m, &view, Instant::now())
+        };
+        let done = match action {
+            Action::Nothing => return,
+            Action::Elect => {
+                tracing::info!(node_id = self.node_id, group = view.group, %what, "no live leader: campaigning");
+                raft.trigger().elect().await
+            }
+            Action::Heartbeat => raft.trigger().heartbeat().await,
+        };
+        if let Err(e) = done {
+            tracing::debug!(group = view.group, %what, error = %e, "raft trigger failed");
+        }
+    }
+
+    fn decide(&mut self, m: &RaftMetrics<NodeId, BasicNode>, view: &GroupView<'_>, now: Instant) -> Action {
+        if m.state == ServerState::Leader {
+            return match view.heartbeats {
+                Heartbeats::Openraft => Action::Nothing,
+                Heartbeats::Driven => self.upkeep(m, view, now),
+            };
+        }
+        if self.campaign_due(m, view, now) {
+            Action::Elect
+        } else {
+            Action::Nothing
+        }
+    }
+
+    /// Whether this follower should campaign now: its leader is unknown or
+    /// dead, a majority of voters is alive, and it is its turn among the live
+    /// voters in preferred order.
+    fn campaign_due(
+        &mut self,
+        m: &RaftMetrics<NodeId, BasicNode>,
+        view: &GroupView<'_>,
+        now: Instant,
+    ) -> bool {
+        let group = view.group;
+        if self.seen_term.insert(group, m.current_term) != Some(m.current_term) {
+            self.leaderless_since.insert(group, now);
+        }
+        let alive = |n: NodeId| self.liveness.is_alive(n);
+        let leader_ok = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
+        // A live leader the metadata knows under a newer term will reach us.
+        let newer_elsewhere =
+            view.reported.is_some_and(|(l, term)| l != self.node_id && alive(l) && term > m.current_term);
+        if leader_ok || newer_elsewhere {
+            self.leaderless_since.insert(group, now);
+            return false;
+        }
+        self.unsettled = true;
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        if !voters.contains(&self.node_id) {
+            return false;
+        }
+        let live: Vec<NodeId> =
+            view.preferred.iter().copied().filter(|n| voters.contains(n) && alive(*n)).collect();
+        if live.len() * 2 <= voters.len() {
+            return false;
+        }
+        let rank = live.iter().position(|n| *n == self.node_id).unwrap_or(live.len());
+        let since = *self.leaderless_since.entry(group).or_insert(now);
+        let turn = ELECT_STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1000);
+        if now.duration_since(since) < turn {
+            return false;
+        }
+        if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY) {
+            return false;
+        }
+        if self.ballots.outdone_within(group, self.liveness.timeout() * 2) {
+            return false;
+        }
+        self.last_elect.insert(group, now);
+        true
+    }
+
+    fn upkeep(&mut self, m: &RaftMetrics<NodeId, BasicNode>, view: &GroupView<'_>, now: Instant) -> Action {
+        let lagging = m.replication.as_ref().is_some_and(|r| {
+            r.iter().any(|(id, matched)| {
+                *id != self.node_id
+                    && self.liveness.is_alive(*id)
+                    && matched.map(|l| l.index) < m.last_log_index
+            })
+        });
+        let superseded = view.reported.is_some_and(|(_, term)| term > m.current_term);
+        self.unsettled |= lagging || superseded;
+        let every = if lagging || superseded { NUDGE_EVERY } else { IDLE_HEARTBEAT };
+        if self.last_nudge.get(&view.group).is_some_and(|at| now.duration_since(*at) < every) {
+            return Action::Nothing;
+        }
+        self.last_nudge.insert(view.group, now);
+        Action::Heartbeat
+    }
+}
+
+/// The first of `candidates` (other than this node) that has every entry of
+/// the log this node leads.
+pub fn caught_up_replica<C>(raft: &Raft<C>, me: NodeId, candidates: &[NodeId]) -> Option<NodeId>
+where
+    C: RaftTypeConfig<NodeId = NodeId>,
+{
+    let m = raft.metrics();
+    let m = m.borrow();
+    let last = m.last_log_index?;
+    let replication = m.replication.as_ref()?;
+    candidates.iter().copied().find(|id| {
+        *id != me && replication.get(id).is_some_and(|matched| matched.map(|l| l.index) == Some(last))
+    })
+}
+
+/// Asks the node at `addr` to campaign in `group`.
+pub async fn ask_to_campaign(transport: &Transport, addr: &str, group: GroupId) {
+    let request = RpcRequest { group, kind: RpcKind::Elect, body: Vec::new() };
+    if let Err(e) = transport.call(addr, &request, ELECT_RPC_TIMEOUT).await {
+        tracing::debug!(group, %addr, error = %e, "campaign request failed");
+    }
+}
+
+/// Asks the first caught-up replica among `candidates` to take `group` over
+/// from this node; the replica asked, if any. `raft_addr` finds a node's
+/// Raft address.
+pub async fn hand_over<C>(
+    raft: &Raft<C>,
+    group: GroupId,
+    me: NodeId,
+    candidates: &[NodeId],
+    raft_addr: impl Fn(NodeId) -> Option<String>,
+    transport: &Transport,
+) -> Option<NodeId>
+where
+    C: RaftTypeConfig<NodeId = NodeId>,
+{
+    let to = caught_up_replica(raft, me, candidates)?;
+    let addr = raft_addr(to)?;
+    ask_to_campaign(transport, &addr, group).await;
+    Some(to)
+}
+
+/// Whether `raft` is led by `node` now.
+pub fn leads<C>(raft: &Raft<C>, node: NodeId) -> bool
+where
+    C: RaftTypeConfig<NodeId = NodeId>,
+{
+    raft.metrics().borrow().current_leader == Some(node)
+}
