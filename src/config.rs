@@ -6,7 +6,8 @@
 //! one-node cluster on 127.0.0.1:9092 with its data in `./data`.
 //!
 //! Durations are `Duration`s here and whole milliseconds outside (keys end
-//! in `_ms`, as Kafka's do); sizes are bytes (keys end in `_bytes`).
+//! in `_ms`, as Kafka's do); sizes are unsigned byte counts (keys end in
+//! `_bytes`); Kafka's "-1 means none" is `None` here and `-1` outside.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -100,7 +101,7 @@ pub struct Config {
     /// Kafka `default.replication.factor`. Default 1.
     pub default_replication_factor: i16,
     /// Kafka `message.max.bytes`: the largest record batch. Default 1048588.
-    pub message_max_bytes: i32,
+    pub message_max_bytes: usize,
     /// Kafka `socket.request.max.bytes`: the largest request frame. Default 100 MiB.
     pub socket_request_max_bytes: usize,
     /// Open Kafka connections at most. Default 10000.
@@ -146,9 +147,11 @@ pub struct Config {
     /// Requests decoded ahead of the one being answered, per connection. Default 16.
     pub max_inflight_requests: usize,
     /// Kafka `log.retention.ms` (-1 = forever). Default 7 days.
-    pub log_retention_ms: i64,
+    #[serde(rename = "log_retention_ms", with = "minus_one_is_none::millis")]
+    pub log_retention: Option<Duration>,
     /// Kafka `log.retention.bytes` (-1 = unlimited). Default -1.
-    pub log_retention_bytes: i64,
+    #[serde(with = "minus_one_is_none::bytes")]
+    pub log_retention_bytes: Option<u64>,
     /// How often retention runs, in ms. Default 5000.
     #[serde(rename = "log_retention_check_interval_ms", with = "crate::codec::millis")]
     pub log_retention_check_interval: Duration,
@@ -233,8 +236,8 @@ impl Default for Config {
             raft_max_connections: 1_024,
             raft_queued_max_bytes: 512 * 1024 * 1024,
             max_inflight_requests: 16,
-            log_retention_ms: 7 * 24 * 3600 * 1000,
-            log_retention_bytes: -1,
+            log_retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            log_retention_bytes: None,
             log_retention_check_interval: Duration::from_millis(5_000),
             fsync: false,
             raft_heartbeat_interval: Duration::from_millis(100),
@@ -320,8 +323,8 @@ impl Config {
         if self.default_replication_factor < 1 {
             return invalid("default_replication_factor", "must be at least 1");
         }
-        if self.message_max_bytes < 64 {
-            return invalid("message_max_bytes", "must be at least 64");
+        if self.message_max_bytes < 64 || i32::try_from(self.message_max_bytes).is_err() {
+            return invalid("message_max_bytes", "must be at least 64 and fit Kafka's int32");
         }
         if self.max_connections == 0 || self.max_inflight_requests == 0 {
             return invalid("max_connections", "limits must be at least 1");
@@ -381,6 +384,60 @@ impl Config {
     }
 }
 
+/// Kafka's "-1 means none" settings: `-1` outside, `None` here.
+mod minus_one_is_none {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    fn to_i64<S: Serializer>(v: Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+
+    fn from_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match i64::deserialize(d)? {
+            -1 => Ok(None),
+            v => u64::try_from(v).map(Some).map_err(|_| serde::de::Error::custom("must be -1 or at least 0")),
+        }
+    }
+
+    /// Whole milliseconds, `-1` for forever.
+    pub(super) mod millis {
+        use std::time::Duration;
+
+        use serde::{Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            super::to_i64(v.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)), s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::from_i64(d).map(|v| v.map(Duration::from_millis))
+        }
+    }
+
+    /// A byte count, `-1` for unlimited.
+    pub(super) mod bytes {
+        use serde::{Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+            super::to_i64(*v, s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+            super::from_i64(d)
+        }
+    }
+}
+
+/// Kafka's wire form of a "-1 means none" value.
+pub fn kafka_long(v: Option<u64>) -> i64 {
+    v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// Kafka's wire form of an optional duration: milliseconds, `-1` for none.
+pub fn kafka_millis(v: Option<Duration>) -> i64 {
+    kafka_long(v.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
 /// An environment value as TOML: integers and booleans typed, the rest strings.
 fn parse_scalar(value: &str) -> toml::Value {
     if let Ok(i) = value.parse::<i64>() {
@@ -422,6 +479,23 @@ mod tests {
         let specs = c.topic_specs();
         assert_eq!(specs[1].cleanup_policy.as_deref(), Some("compact"));
         assert_eq!(specs[0].replication_factor, 3);
+    }
+
+    #[test]
+    fn minus_one_means_none_and_durations_are_milliseconds() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("RAFTKA_LOG_RETENTION_MS", "-1"),
+                ("RAFTKA_LOG_RETENTION_BYTES", "4096"),
+                ("RAFTKA_NODE_TIMEOUT_MS", "750"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.log_retention, c.log_retention_bytes), (None, Some(4096)));
+        assert_eq!(c.node_timeout, Duration::from_millis(750));
+        assert_eq!(kafka_millis(Config::default().log_retention), 604_800_000);
+        assert!(Config::load(None, env(&[("RAFTKA_LOG_RETENTION_MS", "-2")])).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
+use crate::config::{kafka_long, kafka_millis, Config};
 
 /// Where a described config value comes from (Kafka's `ConfigSource`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,14 +99,14 @@ pub const DESCRIPTORS: &[Descriptor] = &[
         key: "retention.bytes",
         kind: Kind::Long(-1),
         default: "-1",
-        broker: Some(("log.retention.bytes", |c| c.log_retention_bytes.to_string())),
+        broker: Some(("log.retention.bytes", |c| kafka_long(c.log_retention_bytes).to_string())),
         enforced: true,
     },
     Descriptor {
         key: "retention.ms",
         kind: Kind::Long(-1),
         default: "604800000",
-        broker: Some(("log.retention.ms", |c| c.log_retention_ms.to_string())),
+        broker: Some(("log.retention.ms", |c| kafka_millis(c.log_retention).to_string())),
         enforced: true,
     },
     // The log is not kept in segments.
@@ -227,8 +227,11 @@ mod tests {
             Effective::resolve(&o, &broker)
         };
         assert_eq!((with("compact").retention_ms, with("compact").retention_bytes), (-1, -1));
-        assert_eq!(with("compact,delete").retention_ms, broker.log_retention_ms);
-        assert_eq!(Effective::resolve(&BTreeMap::new(), &broker).retention_ms, broker.log_retention_ms);
+        assert_eq!(with("compact,delete").retention_ms, kafka_millis(broker.log_retention));
+        assert_eq!(
+            Effective::resolve(&BTreeMap::new(), &broker).retention_ms,
+            kafka_millis(broker.log_retention)
+        );
     }
 
     #[test]

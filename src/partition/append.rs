@@ -44,9 +44,13 @@ pub async fn append(
         Lookup::NotLeader => return Err(AppendError::NotLeader),
         Lookup::UnknownTopicOrPartition => return Err(AppendError::UnknownTopicOrPartition),
     };
-    let max = routing.metadata.state().topic(topic).map_or(i64::from(config.message_max_bytes), |t| {
-        Effective::resolve(&t.configs, config).max_message_bytes
-    });
+    let max = routing
+        .metadata
+        .state()
+        .topic(topic)
+        .map_or(i64::try_from(config.message_max_bytes).unwrap_or(i64::MAX), |t| {
+            Effective::resolve(&t.configs, config).max_message_bytes
+        });
     let rejected = |e: BatchError| {
         tracing::info!(topic, partition, error = %e, "produce rejected");
         AppendError::Batch(e)

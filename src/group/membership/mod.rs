@@ -10,6 +10,9 @@
 //! `PreparingRebalance`. The broker never looks inside subscriptions or
 //! assignments: the clients' assignors (range, roundrobin, sticky,
 //! cooperative-sticky) run in the leader member.
+//!
+//! `member` holds who the members are, `join` the join phase, `session` what
+//! follows it (sync, heartbeats, leaving, expiry).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

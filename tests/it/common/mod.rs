@@ -37,7 +37,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         raft_election_timeout: Duration::from_millis(150),
         // Tests write records with small, fixed timestamps; the default seven
         // days would expire them. Retention tests set it per topic.
-        log_retention_ms: -1,
+        log_retention: None,
         ..Config::default()
     }
 }
