@@ -272,11 +272,3 @@ where
     ask_to_campaign(transport, &addr, group).await;
     Some(to)
 }
-
-/// Whether `raft` is led by `node` now.
-pub fn leads<C>(raft: &Raft<C>, node: NodeId) -> bool
-where
-    C: RaftTypeConfig<NodeId = NodeId>,
-{
-    raft.metrics().borrow().current_leader == Some(node)
-}
