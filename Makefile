@@ -6,7 +6,7 @@ VENV := .venv/clients
 VENV2 := .venv/kafka-python-2
 PYTEST_ARGS ?=
 
-.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups bench-http bench-edge fuzz fuzz-corpus venv
+.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups bench-http bench-edge bench-log fuzz fuzz-corpus venv
 
 ## A local cluster on this machine (Ctrl-C stops it).
 run: build
@@ -64,7 +64,7 @@ client-test: venv build
 	# A -k that selects nothing among the seed tests is not a failure (pytest's 5).
 	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-bench: bench-node bench-cluster bench-groups bench-http bench-edge
+bench: bench-node bench-cluster bench-groups bench-http bench-edge bench-log
 
 bench-tools: deps venv build
 	cargo build --release --manifest-path bench/consume-perf/Cargo.toml
@@ -85,6 +85,12 @@ bench-groups: deps venv build
 bench-edge: bench-tools
 	bench/tools/build-rdkafka-performance $(CARGO_TARGET_DIR)/bench/rdkafka_performance
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/edge.py
+
+## The partition log: throughput with librdkafka's rdkafka_performance, broker
+## CPU per million records, idle memory, catch-up (issue 14).
+bench-log: bench-tools
+	bench/tools/build-rdkafka-performance $(CARGO_TARGET_DIR)/bench/rdkafka_performance
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/log.py
 
 fmt:
 	cargo fmt

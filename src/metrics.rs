@@ -216,7 +216,7 @@ impl Collector for Live {
                 for (replica, behind) in h.replica_lag() {
                     lag.push((
                         ReplicaLabels { topic: labels.topic.clone(), partition: h.partition, replica },
-                        behind as i64,
+                        i64::try_from(behind).unwrap_or(i64::MAX),
                     ));
                 }
             }
@@ -232,8 +232,8 @@ impl Collector for Live {
         family(&mut encoder, "partition_is_leader", "1 where this node leads the partition", leader)?;
         family(
             &mut encoder,
-            "partition_replica_lag_entries",
-            "Raft entries a follower is behind, per partition this node leads",
+            "partition_replica_lag_records",
+            "Committed records a follower lacks, per partition this node leads",
             lag,
         )?;
         let (controller, metadata_term) = self.metadata.controller();

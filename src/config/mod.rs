@@ -169,7 +169,9 @@ pub struct Config {
     /// Minimum Raft election timeout in ms (maximum is twice this). Default 500.
     #[serde(rename = "raft_election_timeout_ms", with = "crate::codec::millis")]
     pub raft_election_timeout: Duration,
-    /// Entries between Raft snapshots (and log purges). Default 10000.
+    /// Entries between Raft snapshots. The metadata log is purged behind
+    /// them; a partition's Raft log holds its records and is purged only
+    /// where retention, compaction or deletion let go of them. Default 10000.
     pub raft_snapshot_logs: u64,
     /// Deadline of one inter-broker RPC in ms. Default 2000.
     #[serde(rename = "raft_rpc_timeout_ms", with = "crate::codec::millis")]
@@ -203,9 +205,10 @@ pub struct Config {
     /// first member of an empty group starts consuming at once.
     #[serde(rename = "group_initial_rebalance_delay_ms", with = "crate::codec::millis")]
     pub group_initial_rebalance_delay: Duration,
-    /// A replica is in sync (the admin API's `isr`) while it is alive and at
-    /// most this many Raft entries behind its leader. Default 1000.
-    pub replica_lag_max_entries: u64,
+    /// A replica is in sync (the ISR of Kafka's Metadata and the admin API)
+    /// while it is alive and lacks at most this many committed records of its
+    /// leader's log. Default 100,000 (a twentieth of a second at 2M records/s).
+    pub replica_lag_max_records: u64,
     /// A `cleanup.policy=compact` partition is compacted once at least this
     /// many records (and as many as it kept last time) were written since its
     /// last compaction; checked every `log_retention_check_interval_ms`.
@@ -258,7 +261,7 @@ impl Default for Config {
             group_min_session_timeout: Duration::from_millis(1_000),
             group_max_session_timeout: Duration::from_millis(1_800_000),
             group_initial_rebalance_delay: Duration::from_millis(0),
-            replica_lag_max_entries: 1_000,
+            replica_lag_max_records: 100_000,
             log_cleaner_min_dirty_records: 1_000,
         }
     }

@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/internal/leading", get(status::leading))
         .route("/v1/internal/groups", get(groups::local_list))
+        .route("/v1/internal/replicas/{topic}/{partition}", get(status::replica))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(body_limit)

@@ -2,17 +2,20 @@
 //! only their leaders know it. Each node reports the partitions it leads
 //! (`GET /v1/internal/leading`); a node describing a topic or a group asks
 //! the leaders involved, in parallel, and falls back to its own replica's
-//! offsets (ISR unknown) when a leader does not answer.
+//! offsets (ISR unknown) when a leader does not answer. Also what one
+//! replica holds, for checking replicas against each other
+//! (`GET /v1/internal/replicas/...`).
 
 use std::collections::{BTreeSet, HashMap};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::http::error::Params;
+use crate::http::error::{ApiError, Params};
 use crate::http::AppState;
+use crate::partition::log::{ReadError, StoredBatch};
 use crate::raft::types::NodeId;
 
 /// A partition as its leader reports it.
@@ -44,11 +47,51 @@ pub async fn leading(
     Json(local(&api, |t| topics.contains(t), true))
 }
 
+/// This node's own copy of one partition, as `replica` answers it.
+#[derive(Debug, Serialize)]
+pub struct ReplicaDigest {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// Raft index of the last entry applied, and up to which the Raft log is
+    /// purged (a replica that holds less must catch up by snapshot).
+    pub raft_applied: Option<u64>,
+    pub raft_purged: Option<u64>,
+    pub batches: Vec<StoredBatch>,
+}
+
+/// `GET /v1/internal/replicas/{topic}/{partition}`: what this node's replica
+/// stores (offset, length and CRC of every stored value), never forwarded —
+/// how the fault tests check that every replica holds the same batches.
+pub async fn replica(
+    State(api): State<AppState>,
+    Path((topic, partition)): Path<(String, i32)>,
+) -> Result<Json<ReplicaDigest>, ApiError> {
+    let h = api
+        .node
+        .partitions
+        .get(&topic, partition)
+        .ok_or_else(|| ApiError::not_found(format!("no replica of {topic}/{partition} here")))?;
+    let offsets = h.log.offsets();
+    let (raft_applied, raft_purged) = {
+        let m = h.raft.metrics();
+        let m = m.borrow();
+        (m.last_applied.map(|l| l.index), m.purged.map(|l| l.index))
+    };
+    let batches = h.log.digest().map_err(ReadError::from)?;
+    Ok(Json(ReplicaDigest {
+        log_start_offset: offsets.log_start_offset,
+        high_watermark: offsets.high_watermark,
+        raft_applied,
+        raft_purged,
+        batches,
+    }))
+}
+
 /// This node's replicas of topics passing `wanted`: those it leads, or with
 /// `leading_only` false all of them.
 fn local(api: &AppState, wanted: impl Fn(&str) -> bool, leading_only: bool) -> Vec<LeaderStatus> {
     let ctx = &api.node;
-    let max_lag = ctx.config.replica_lag_max_entries;
+    let max_lag = ctx.config.replica_lag_max_records;
     ctx.partitions
         .all()
         .into_iter()

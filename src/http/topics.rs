@@ -71,7 +71,7 @@ pub struct PartitionView {
     /// The leader's Raft term: the Kafka leader epoch.
     pub leader_term: u64,
     pub replicas: Vec<NodeId>,
-    /// Replicas alive and within `replica_lag_max_entries` of the leader;
+    /// Replicas alive and within `replica_lag_max_records` of the leader;
     /// `null` when the leader could not be asked.
     pub isr: Option<Vec<NodeId>>,
     pub high_watermark: Option<i64>,

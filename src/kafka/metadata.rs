@@ -121,7 +121,7 @@ fn describe_topic(ctx: &Node, t: &TopicInfo) -> MetadataResponseTopic {
                 .partitions
                 .get(&t.name, i as i32)
                 .filter(|h| ctx.partitions.serves_as_leader(h))
-                .and_then(|h| h.in_sync(|n| ctx.metadata.is_alive(n), ctx.config.replica_lag_max_entries))
+                .and_then(|h| h.in_sync(|n| ctx.metadata.is_alive(n), ctx.config.replica_lag_max_records))
                 .map_or_else(
                     || replicas.clone(),
                     |isr| isr.into_iter().map(|r| BrokerId(r as i32)).collect(),

@@ -42,6 +42,7 @@ impl MetadataStore {
 impl ImageState for MetadataStore {
     type Config = MetaConfig;
     type State = MetadataState;
+    type InstallError = storage::StorageError;
 
     fn image(&mut self) -> &mut Image<MetadataState> {
         &mut self.image

@@ -113,6 +113,39 @@ impl BatchHeader {
 /// magic v2, length, CRC-32C, a non-empty record count matching the offset
 /// delta, and no transactional/control batches.
 pub fn validate(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError> {
+    let out = split_checked(records)?;
+    for (header, _) in &out {
+        if header.records_count - 1 != header.last_offset_delta {
+            return Err(BatchError::NonSequentialOffsets {
+                count: header.records_count,
+                delta: header.last_offset_delta,
+            });
+        }
+        if header.attributes & (TRANSACTIONAL | CONTROL) != 0 {
+            return Err(BatchError::Transactional);
+        }
+    }
+    Ok(out)
+}
+
+/// Splits back-to-back batches, checking each one's length, CRC-32C and
+/// that it holds records — what any batch, received or stored, must pass.
+/// (A stored batch that compaction rewrote may skip offsets, so the offset
+/// delta is checked only on what clients send, by `validate`.)
+pub fn split_checked(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError> {
+    let out = split(records)?;
+    for (header, batch) in &out {
+        if crc32c::crc32c(&batch[CRC_START..]) != header.crc {
+            return Err(BatchError::CrcMismatch);
+        }
+    }
+    Ok(out)
+}
+
+/// Splits back-to-back batches by their headers' lengths, without checking
+/// CRCs: for a partition applying an entry its leader validated
+/// (`validate`) before it went into the Raft log.
+pub fn split(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < records.len() {
@@ -125,23 +158,11 @@ pub fn validate(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError
             return Err(BatchError::BadLength(header.batch_length));
         }
         let len = header.total_len();
-        let Some(batch) = rest.get(..len) else {
+        if rest.len() < len {
             return Err(BatchError::Truncated);
-        };
-        if crc32c::crc32c(&batch[CRC_START..]) != header.crc {
-            return Err(BatchError::CrcMismatch);
         }
         if header.records_count <= 0 {
             return Err(BatchError::Empty);
-        }
-        if header.records_count - 1 != header.last_offset_delta {
-            return Err(BatchError::NonSequentialOffsets {
-                count: header.records_count,
-                delta: header.last_offset_delta,
-            });
-        }
-        if header.attributes & (TRANSACTIONAL | CONTROL) != 0 {
-            return Err(BatchError::Transactional);
         }
         out.push((header, records.slice(at..at + len)));
         at += len;

@@ -1,4 +1,5 @@
-//! A partition group's log entries and their results.
+//! A partition group's log entries and their results, and where an
+//! `Append`'s records lie in an entry as the Raft log stores it.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,17 @@ pub enum PartitionCommand {
     /// of each key stays, tombstones stamped before `tombstones_before` go
     /// (`partition::compact`).
     Compact { up_to: i64, tombstones_before: i64 },
+}
+
+/// The `len` bytes that end `from_end` bytes before the end of a stored
+/// entry. bincode writes an entry's fields in order and an `Append`'s records
+/// last, as a length and the bytes themselves, so an `Append` entry's stored
+/// value ends with its records exactly (`records_are_the_stored_suffix`
+/// checks it): a batch that starts `at` bytes into the records is the
+/// `batch.len()` bytes ending `records.len() - at` bytes before the end.
+pub fn stored_records(entry: &[u8], from_end: usize, len: usize) -> Option<&[u8]> {
+    let start = entry.len().checked_sub(from_end)?;
+    entry.get(start..start.checked_add(len)?)
 }
 
 /// Why a partition refused an append; travels in Raft responses.
@@ -55,3 +67,25 @@ openraft::declare_raft_types!(
 );
 
 pub type PartRaft = openraft::Raft<PartConfig>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_the_stored_suffix() {
+        let records = Bytes::from_static(b"first batch|second batch");
+        for index in [1, 300, u64::MAX] {
+            let entry = openraft::Entry::<PartConfig> {
+                log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(7, 2), index),
+                payload: openraft::EntryPayload::Normal(PartitionCommand::Append {
+                    records: records.clone(),
+                }),
+            };
+            let stored = crate::codec::encode("raft entry", &entry).unwrap();
+            assert_eq!(stored_records(&stored, records.len(), records.len()), Some(&records[..]));
+            assert_eq!(stored_records(&stored, records.len() - 12, 12), Some(&b"second batch"[..]));
+            assert_eq!(stored_records(&stored, stored.len() + 1, 1), None);
+        }
+    }
+}

@@ -55,30 +55,42 @@ impl PartitionHandle {
         (m.current_leader, m.current_term)
     }
 
-    /// On the leader, each voter's distance in Raft entries from the
-    /// leader's last entry (the leader itself: 0); empty elsewhere.
+    /// On the leader, how many committed records each voter lacks (the
+    /// leader itself: 0); empty elsewhere. A voter holding the log up to
+    /// entry `i` lacks the records between what applying `i` left and the
+    /// high watermark; one matched nowhere yet or further behind than the
+    /// entries the log remembers is counted as lacking the whole log.
     pub fn replica_lag(&self) -> Vec<(NodeId, u64)> {
         let m = self.raft.metrics();
         let m = m.borrow();
-        let (Some(last), Some(replication)) = (m.last_log_index, m.replication.as_ref()) else {
+        let Some(replication) = m.replication.as_ref() else {
             return Vec::new();
         };
+        let offsets = self.log.offsets();
+        let high_watermark = offsets.high_watermark;
+        // A voter matched nowhere yet, or further back than the remembered
+        // entries, lacks at most the whole log.
+        let at_most = u64::try_from(high_watermark - offsets.log_start_offset).unwrap_or(0);
         m.membership_config
             .membership()
             .voter_ids()
             .map(|id| {
-                let matched = if id == m.id {
-                    Some(last)
-                } else {
-                    replication.get(&id).copied().flatten().map(|l| l.index)
-                };
-                (id, last - matched.unwrap_or(0).min(last))
+                if id == m.id {
+                    return (id, 0);
+                }
+                let held = replication
+                    .get(&id)
+                    .copied()
+                    .flatten()
+                    .and_then(|matched| self.log.high_watermark_at(matched.index));
+                let lag = held.map_or(at_most, |held| u64::try_from(high_watermark - held).unwrap_or(0));
+                (id, lag)
             })
             .collect()
     }
 
-    /// On the leader, the in-sync replicas: voters `alive` and at most
-    /// `max_lag` entries behind. `None` elsewhere.
+    /// On the leader, the in-sync replicas: voters `alive` and lacking at
+    /// most `max_lag` committed records. `None` elsewhere.
     pub fn in_sync(&self, alive: impl Fn(NodeId) -> bool, max_lag: u64) -> Option<Vec<NodeId>> {
         let lag = self.replica_lag();
         (!lag.is_empty()).then(|| {

@@ -1,20 +1,110 @@
-//! One replica's partition log on top of the `records` column family: reads by
-//! offset and by timestamp, and the offsets readers may see. Appends happen
-//! only through the partition's state machine (`partition::store`), which
-//! publishes the new high watermark on a `watch` channel so waiting fetches
-//! wake at once (STYLE.md §6).
+//! One replica's partition log: reads by offset and by timestamp, and the
+//! offsets readers may see. Appends happen only through the partition's state
+//! machine (`partition::store`), which publishes the new high watermark on a
+//! `watch` channel so waiting fetches wake at once (STYLE.md §6).
+//!
+//! The `records` column family maps each batch's base offset to a
+//! `StoredValue`: usually a `BatchRef` — the batch is read from the Raft
+//! entry that appended it, where its bytes were written once, and stamped
+//! with its offset and leader epoch as it is read — or the batch itself, as
+//! compaction rewrote it or a snapshot brought it.
 //!
 //! The high watermark is the last offset of the last applied record + 1:
 //! entries are applied only once committed by a majority, so readers never see
 //! data that could be rolled back.
+//!
+//! It also remembers, for the most recent applied Raft entries, the high
+//! watermark each one left (`marks`), so the leader can say how many records
+//! a follower that holds the log up to some entry is behind: the ISR is
+//! measured in records, not in Raft entries (`PartitionHandle::replica_lag`).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::partition::batch::BatchHeader;
+use crate::partition::batch::{self, BatchHeader};
+use crate::partition::command::stored_records;
+use crate::raft::log_store;
 use crate::storage::{keys, Cf, GroupId, Storage, StorageError};
+
+/// The first byte of a `BatchRef` value. A stored batch starts with its base
+/// offset, a non-negative big-endian `i64`, so its first byte is below 0x80.
+const REF_TAG: u8 = 0xFF;
+const REF_LEN: usize = 25;
+
+/// Where a batch lies in the Raft entry that appended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRef {
+    /// The Raft index of the entry.
+    pub index: u64,
+    /// The batch ends this many bytes before the end of the stored entry
+    /// (`command::stored_records`).
+    pub from_end: u32,
+    pub len: u32,
+    /// The leader epoch stamped into it as it is read.
+    pub epoch: i32,
+    pub last_offset_delta: i32,
+}
+
+impl BatchRef {
+    pub fn encode(&self) -> [u8; REF_LEN] {
+        let mut v = [0u8; REF_LEN];
+        v[0] = REF_TAG;
+        v[1..9].copy_from_slice(&self.index.to_be_bytes());
+        v[9..13].copy_from_slice(&self.from_end.to_be_bytes());
+        v[13..17].copy_from_slice(&self.len.to_be_bytes());
+        v[17..21].copy_from_slice(&self.epoch.to_be_bytes());
+        v[21..25].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<Self> {
+        let v: &[u8; REF_LEN] = v.try_into().ok()?;
+        let word = |at: usize| [v[at], v[at + 1], v[at + 2], v[at + 3]];
+        (v[0] == REF_TAG).then(|| Self {
+            index: u64::from_be_bytes([v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]]),
+            from_end: u32::from_be_bytes(word(9)),
+            len: u32::from_be_bytes(word(13)),
+            epoch: i32::from_be_bytes(word(17)),
+            last_offset_delta: i32::from_be_bytes(word(21)),
+        })
+    }
+}
+
+/// A value of the `records` column family.
+#[derive(Debug, Clone, Copy)]
+pub enum StoredValue<'a> {
+    Ref(BatchRef),
+    /// One or more whole batches, stamped.
+    Inline(&'a [u8]),
+}
+
+impl<'a> StoredValue<'a> {
+    pub fn of(value: &'a [u8]) -> Self {
+        match BatchRef::decode(value) {
+            Some(r) => Self::Ref(r),
+            None => Self::Inline(value),
+        }
+    }
+
+    /// Bytes the batch occupies once read.
+    pub fn read_len(&self) -> usize {
+        match self {
+            Self::Ref(r) => r.len as usize,
+            Self::Inline(b) => b.len(),
+        }
+    }
+
+    /// The last offset the value holds, stored under `base_offset`.
+    fn last_offset(&self, base_offset: i64) -> Option<i64> {
+        match self {
+            Self::Ref(r) => Some(base_offset + i64::from(r.last_offset_delta)),
+            Self::Inline(b) => StoredSpan::of_batches(base_offset, b).map(|s| s.last_offset),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogOffsets {
@@ -29,6 +119,14 @@ pub struct ReadBatches {
     pub batches: usize,
 }
 
+/// One stored value as `PartitionLog::digest` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StoredBatch {
+    pub offset: i64,
+    pub len: usize,
+    pub crc: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
@@ -37,10 +135,18 @@ pub enum ReadError {
     Storage(#[from] StorageError),
 }
 
+/// Applied entries remembered for measuring lag: a follower further behind
+/// than this many entries is out of the ISR whatever they held.
+const MARKS: usize = 8_192;
+
 pub struct PartitionLog {
     storage: Arc<Storage>,
+    /// What of the group's Raft log the `BatchRef`s point into.
+    retained: Arc<log_store::Retained>,
     group: GroupId,
     offsets: watch::Sender<LogOffsets>,
+    /// (Raft index, high watermark once it was applied), ascending by index.
+    marks: Mutex<VecDeque<(u64, i64)>>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -54,8 +160,94 @@ fn offset_key(group: GroupId, offset: i64) -> [u8; 16] {
 }
 
 impl PartitionLog {
-    pub fn new(storage: Arc<Storage>, group: GroupId, offsets: LogOffsets) -> Self {
-        Self { storage, group, offsets: watch::Sender::new(offsets) }
+    pub fn new(
+        storage: Arc<Storage>,
+        group: GroupId,
+        offsets: LogOffsets,
+        retained: Arc<log_store::Retained>,
+    ) -> Self {
+        Self { storage, retained, group, offsets: watch::Sender::new(offsets), marks: Mutex::default() }
+    }
+
+    pub fn retained(&self) -> &Arc<log_store::Retained> {
+        &self.retained
+    }
+
+    /// Appends the batch(es) stored under `base_offset` as `value` to `out`,
+    /// stamped, reading a `BatchRef` from its Raft entry.
+    pub fn append_stored(
+        &self,
+        base_offset: i64,
+        value: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        match StoredValue::of(value) {
+            StoredValue::Inline(b) => out.extend_from_slice(b),
+            StoredValue::Ref(r) => {
+                let start = out.len();
+                let found = log_store::with_entry_bytes(&self.storage, self.group, r.index, |entry| {
+                    stored_records(entry, r.from_end as usize, r.len as usize)
+                        .map(|b| out.extend_from_slice(b))
+                })?;
+                if found.flatten().is_none() {
+                    return Err(StorageError::MissingEntry { group: self.group, index: r.index });
+                }
+                batch::stamp(&mut out[start..], base_offset, r.epoch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits every stored value with a base offset in `[from, to)` in order:
+    /// its base offset, the stamped bytes and whether it is a `BatchRef`,
+    /// until `visit` returns false.
+    pub fn for_each_stored(
+        &self,
+        from: i64,
+        to: i64,
+        mut visit: impl FnMut(i64, &[u8], bool) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut failure = None;
+        let mut buf = Vec::new();
+        self.storage.for_each(Cf::Records, &self.record_key(from), &self.record_key(to), |key, value| {
+            let offset = key_offset(key);
+            buf.clear();
+            if let Err(e) = self.append_stored(offset, value, &mut buf) {
+                failure = Some(e);
+                return false;
+            }
+            visit(offset, &buf, matches!(StoredValue::of(value), StoredValue::Ref(_)))
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Notes the high watermark each applied entry left, in apply order.
+    pub(crate) fn mark_applied(&self, applied: impl IntoIterator<Item = (u64, i64)>) {
+        let mut marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
+        for mark in applied {
+            marks.push_back(mark);
+        }
+        let excess = marks.len().saturating_sub(MARKS);
+        marks.drain(..excess);
+    }
+
+    /// Forgets every mark: a snapshot replaced the state up to `index`.
+    pub(crate) fn restart_marks(&self, index: u64, high_watermark: i64) {
+        let mut marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
+        marks.clear();
+        marks.push_back((index, high_watermark));
+    }
+
+    /// The high watermark a replica holding the log up to Raft entry `index`
+    /// reaches once it applies it; `None` when `index` is older than every
+    /// remembered entry.
+    pub fn high_watermark_at(&self, index: u64) -> Option<i64> {
+        let marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
+        let after = marks.partition_point(|(i, _)| *i <= index);
+        match after.checked_sub(1) {
+            Some(at) => marks.get(at).map(|(_, hw)| *hw),
+            None => None,
+        }
     }
 
     pub fn group(&self) -> GroupId {
@@ -100,21 +292,27 @@ impl PartitionLog {
         }
         let start = keys::group_start(self.group);
         let from = match self.storage.at_or_before(Cf::Records, &start, &self.record_key(offset))? {
-            Some((key, value)) => match BatchHeader::parse(&value) {
-                Ok(h) if h.last_offset() >= offset => key.to_vec(),
-                _ => self.record_key(offset).to_vec(),
-            },
-            None => self.record_key(offset).to_vec(),
+            Some((key, value)) if StoredValue::of(&value).last_offset(key_offset(&key)) >= Some(offset) => {
+                key.to_vec()
+            }
+            _ => self.record_key(offset).to_vec(),
         };
         let end = self.record_key(high_watermark);
-        self.storage.for_each(Cf::Records, &from, &end, |_, value| {
-            if out.batches > 0 && out.bytes.len() + value.len() > max_bytes {
+        let mut failure = None;
+        self.storage.for_each(Cf::Records, &from, &end, |key, value| {
+            if out.batches > 0 && out.bytes.len() + StoredValue::of(value).read_len() > max_bytes {
                 return false;
             }
-            out.bytes.extend_from_slice(value);
+            if let Err(e) = self.append_stored(key_offset(key), value, &mut out.bytes) {
+                failure = Some(e);
+                return false;
+            }
             out.batches += 1;
             true
         })?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
         Ok(out)
     }
 
@@ -122,47 +320,133 @@ impl PartitionLog {
     /// that record's timestamp; `None` when every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
         let mut candidate = None;
-        self.visit_headers(|h, bytes| {
-            if h.max_timestamp >= timestamp {
-                candidate = Some(bytes.to_vec());
+        self.visit_stored(|v| {
+            if v.max_timestamp >= timestamp {
+                candidate = Some(v.base_offset);
                 return false;
             }
             true
         })?;
-        let Some(bytes) = candidate else {
-            return Ok(None);
-        };
-        Ok(first_record_at_or_after(Bytes::from(bytes), timestamp))
+        self.first_record_in(candidate, timestamp)
     }
 
     /// The offset and timestamp of the record with the largest timestamp.
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
-        let mut best: Option<(i64, Vec<u8>)> = None;
-        self.visit_headers(|h, bytes| {
-            if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
-                best = Some((h.max_timestamp, bytes.to_vec()));
+        let mut best: Option<(i64, i64)> = None;
+        self.visit_stored(|v| {
+            if best.is_none_or(|(ts, _)| v.max_timestamp > ts) {
+                best = Some((v.max_timestamp, v.base_offset));
             }
             true
         })?;
-        let Some((ts, bytes)) = best else {
-            return Ok(None);
-        };
-        Ok(first_record_at_or_after(Bytes::from(bytes), ts))
+        match best {
+            Some((ts, base_offset)) => self.first_record_in(Some(base_offset), ts),
+            None => Ok(None),
+        }
     }
 
-    /// Visits each committed batch's header from the log start.
-    pub fn visit_headers(
+    /// The first record at or after `timestamp` in the value stored under
+    /// `base_offset`.
+    fn first_record_in(
         &self,
-        mut visit: impl FnMut(&BatchHeader, &[u8]) -> bool,
-    ) -> Result<(), StorageError> {
-        let offsets = self.offsets();
-        let from = self.record_key(offsets.log_start_offset);
-        let to = self.record_key(offsets.high_watermark);
-        self.storage.for_each(Cf::Records, &from, &to, |_, value| match BatchHeader::parse(value) {
-            Ok(h) => visit(&h, value),
-            Err(_) => true,
-        })
+        base_offset: Option<i64>,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        let Some(base_offset) = base_offset else { return Ok(None) };
+        let mut bytes = Vec::new();
+        self.for_each_stored(base_offset, base_offset + 1, |_, batch, _| {
+            bytes.extend_from_slice(batch);
+            false
+        })?;
+        Ok(first_record_at_or_after(Bytes::from(bytes), timestamp))
     }
+
+    /// What this replica stores, value by value: the offset each is stored
+    /// under, its length and its CRC-32C (of the bytes as stored, offsets and
+    /// leader epoch included). Replicas holding the same batches give equal
+    /// digests.
+    pub fn digest(&self) -> Result<Vec<StoredBatch>, StorageError> {
+        let offsets = self.offsets();
+        let mut out = Vec::new();
+        self.for_each_stored(offsets.log_start_offset, offsets.high_watermark, |offset, batch, _| {
+            out.push(StoredBatch { offset, len: batch.len(), crc: crc32c::crc32c(batch) });
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Visits what each committed stored value spans, from the log start,
+    /// until `visit` returns false; reads only batch headers.
+    pub fn visit_stored(&self, mut visit: impl FnMut(&StoredSpan) -> bool) -> Result<(), StorageError> {
+        let offsets = self.offsets();
+        let (from, to) = (self.record_key(offsets.log_start_offset), self.record_key(offsets.high_watermark));
+        let mut failure = None;
+        self.storage.for_each(Cf::Records, &from, &to, |key, value| {
+            let base_offset = key_offset(key);
+            let span = match StoredValue::of(value) {
+                StoredValue::Inline(b) => StoredSpan::of_batches(base_offset, b),
+                StoredValue::Ref(r) => {
+                    let header = log_store::with_entry_bytes(&self.storage, self.group, r.index, |entry| {
+                        stored_records(entry, r.from_end as usize, r.len as usize)
+                            .and_then(|b| BatchHeader::parse(b).ok())
+                    });
+                    match header {
+                        Ok(Some(Some(h))) => Some(StoredSpan {
+                            base_offset,
+                            last_offset: base_offset + i64::from(r.last_offset_delta),
+                            max_timestamp: h.max_timestamp,
+                            len: r.len as usize,
+                        }),
+                        Ok(_) => {
+                            failure = Some(StorageError::MissingEntry { group: self.group, index: r.index });
+                            return false;
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            return false;
+                        }
+                    }
+                }
+            };
+            span.is_none_or(|span| visit(&span))
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// The offsets, newest timestamp and size of one stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredSpan {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub len: usize,
+}
+
+impl StoredSpan {
+    /// The span of back-to-back batches stored under `base_offset`; `None`
+    /// if the first header does not parse.
+    fn of_batches(base_offset: i64, bytes: &[u8]) -> Option<Self> {
+        let mut span: Option<Self> = None;
+        let mut at = 0;
+        while let Some(h) = bytes.get(at..).and_then(|rest| BatchHeader::parse(rest).ok()) {
+            let s = span.get_or_insert(Self {
+                base_offset,
+                last_offset: base_offset,
+                max_timestamp: i64::MIN,
+                len: bytes.len(),
+            });
+            s.last_offset = h.last_offset();
+            s.max_timestamp = s.max_timestamp.max(h.max_timestamp);
+            at += h.total_len().max(1);
+        }
+        span
+    }
+}
+
+/// The offset a `records` key is stored under.
+fn key_offset(key: &[u8]) -> i64 {
+    keys::index_of(key).and_then(|o| i64::try_from(o).ok()).unwrap_or(-1)
 }
 
 /// Decodes one stored batch (decompressing it) to find a record by timestamp.

@@ -167,7 +167,7 @@ impl PartitionManager {
             self.node_id,
             self.raft_config.clone(),
             NetworkFactory::new(self.transport.clone(), self.registry.ballots().clone(), group),
-            LogStore::new(self.storage.clone(), group),
+            LogStore::retaining(self.storage.clone(), group, log.retained().clone()),
             Machine(store),
         )
         .await?;

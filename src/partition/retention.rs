@@ -14,6 +14,12 @@
 //! first batch compaction kept, and a new coordinator replays only that.
 //! (A user topic's log start stays: a consumer whose offset compaction passed
 //! continues at the next record instead of being reset.)
+//!
+//! On every replica, leader or not, it then lets openraft purge the Raft
+//! entries the partition log no longer reads (`purge_released`): partition
+//! groups purge only there, never on openraft's own schedule, so a replica
+//! that was away catches up from the log for as far back as the partition
+//! keeps records, and needs a snapshot only past that.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,13 +78,13 @@ async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Durati
     }
     let mut spans = Vec::new();
     let mut total = 0u64;
-    let visited = handle.log.visit_headers(|h, bytes| {
-        total += bytes.len() as u64;
+    let visited = handle.log.visit_stored(|v| {
+        total += v.len as u64;
         spans.push(BatchSpan {
-            base_offset: h.base_offset,
-            next_offset: h.last_offset() + 1,
-            max_timestamp: h.max_timestamp,
-            bytes: bytes.len() as u64,
+            base_offset: v.base_offset,
+            next_offset: v.last_offset + 1,
+            max_timestamp: v.max_timestamp,
+            bytes: v.len as u64,
         });
         true
     });
@@ -99,6 +105,36 @@ async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Durati
         Err(e) => {
             tracing::debug!(topic = %handle.topic, partition = handle.partition, error = %e, "retention trim not applied")
         }
+    }
+}
+
+/// Asks openraft to purge the entries below the partition log's floor
+/// (`raft::log_store::Retained`), first taking a snapshot (the image alone:
+/// cheap) if the last one does not reach that far — openraft purges only
+/// what a snapshot covers.
+async fn purge_released(handle: &PartitionHandle) {
+    let floor = handle.log.retained().floor();
+    let (applied, purged, snapshot) = {
+        let m = handle.raft.metrics();
+        let m = m.borrow();
+        (m.last_applied.map(|l| l.index), m.purged.map(|l| l.index), m.snapshot.map(|l| l.index))
+    };
+    let Some(applied) = applied else { return };
+    if floor == 0 {
+        return;
+    }
+    let upto = floor.saturating_sub(1).min(applied);
+    if purged.is_some_and(|p| p >= upto) {
+        return;
+    }
+    let trigger = handle.raft.trigger();
+    let asked = if snapshot.is_some_and(|s| s >= upto) {
+        trigger.purge_log(upto).await
+    } else {
+        trigger.snapshot().await
+    };
+    if let Err(e) = asked {
+        tracing::debug!(topic = %handle.topic, partition = handle.partition, error = %e, "raft log purge not asked");
     }
 }
 
@@ -152,8 +188,8 @@ async fn compact(handle: &PartitionHandle, effective: Effective, timeout: Durati
 /// dropped before it.
 async fn start_at_first_batch(handle: &PartitionHandle, timeout: Duration) {
     let mut first = None;
-    let visited = handle.log.visit_headers(|h, _| {
-        first = Some(h.base_offset);
+    let visited = handle.log.visit_stored(|v| {
+        first = Some(v.base_offset);
         false
     });
     let log_start_offset = match (visited, first) {
@@ -193,6 +229,9 @@ pub async fn run(
         let state = metadata.state();
         let led: Vec<PartitionHandle> =
             partitions.all().into_iter().filter(|h| h.leader().0 == Some(config.node_id)).collect();
+        for handle in partitions.all() {
+            purge_released(&handle).await;
+        }
         cleaned.retain(|group, _| led.iter().any(|h| h.group == *group));
         tails.retain(|group, _| led.iter().any(|h| h.group == *group));
         for handle in led {

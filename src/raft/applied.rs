@@ -1,10 +1,17 @@
 //! What every state machine persists: an `Image` of its own state with the
 //! last applied log id and the membership, stored under its group in one
 //! RocksDB value; and the one openraft state machine over it (`Machine`),
-//! with the one snapshot codepath — a snapshot is the encoded image state,
-//! built from the image, installed by replacing it, and absent until
-//! something was applied. An owner provides only what applying its commands
-//! means and how its image is persisted (`ImageState`).
+//! with the one snapshot codepath — a snapshot is taken at the last applied
+//! entry, installed by replacing the image, and absent until something was
+//! applied. An owner provides what applying its commands means, how its
+//! image is persisted, and — where its state refers to data kept beside the
+//! image, as a partition's records — what else a snapshot must carry
+//! (`ImageState::snapshot_data`, `ImageState::install`).
+//!
+//! openraft keeps only the metadata of a snapshot it builds (`ImageSnapshot`,
+//! cheap: the image alone); the data a follower receives is made when it is
+//! sent (`get_current_snapshot`), at the state machine's current applied
+//! entry, between two applies, so it is always consistent.
 
 use std::io::Cursor;
 
@@ -80,18 +87,6 @@ impl<S: Serialize + DeserializeOwned + Default + Clone> Image<S> {
         }
     }
 
-    /// The snapshot openraft sends to a follower: the current image, or none
-    /// before anything was applied.
-    pub async fn current_snapshot<C>(&self) -> Result<Option<Snapshot<C>>, StorageError<NodeId>>
-    where
-        C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode, SnapshotData = Cursor<Vec<u8>>>,
-    {
-        if self.applied.last_applied.is_none() {
-            return Ok(None);
-        }
-        self.snapshot_builder().build_snapshot().await.map(Some)
-    }
-
     /// Replaces the image with an installed snapshot's.
     pub fn install(&mut self, meta: &SnapshotMeta<NodeId, BasicNode>, data: &[u8]) -> Result<(), CodecError> {
         let state: S = codec::decode("state machine snapshot", data)?;
@@ -150,6 +145,8 @@ where
 pub trait ImageState: Send + Sync + 'static {
     type Config: RaftTypeConfig<NodeId = NodeId, Node = BasicNode, SnapshotData = Cursor<Vec<u8>>>;
     type State: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static;
+    /// Why a received snapshot was not installed.
+    type InstallError: std::error::Error + From<CodecError> + From<storage::StorageError> + 'static;
 
     fn image(&mut self) -> &mut Image<Self::State>;
 
@@ -163,6 +160,22 @@ pub trait ImageState: Send + Sync + 'static {
 
     /// Persists (and publishes) the image as it is, after an install.
     fn persist(&mut self) -> Result<(), storage::StorageError>;
+
+    /// The data of a snapshot taken now: by default the encoded image state.
+    fn snapshot_data(&mut self) -> Result<Vec<u8>, storage::StorageError> {
+        Ok(codec::encode("state machine state", &self.image().state)?)
+    }
+
+    /// Replaces this replica's state with a snapshot's (`snapshot_data` of
+    /// another replica) and persists it.
+    fn install(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        data: &[u8],
+    ) -> Result<(), Self::InstallError> {
+        self.image().install(meta, data)?;
+        Ok(self.persist()?)
+    }
 }
 
 /// openraft's state machine for any `ImageState`.
@@ -201,11 +214,19 @@ impl<T: ImageState> RaftStateMachine<T::Config> for Machine<T> {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.0.image().install(meta, snapshot.get_ref()).map_err(|e| sm_err(&e))?;
-        self.0.persist().map_err(|e| sm_err(&e))
+        self.0
+            .install(meta, snapshot.get_ref())
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)).into())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<T::Config>>, StorageError<NodeId>> {
-        self.0.image().current_snapshot().await
+        let image = self.0.image();
+        if image.applied.last_applied.is_none() {
+            return Ok(None);
+        }
+        let applied = image.applied.clone();
+        let data =
+            self.0.snapshot_data().map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)))?;
+        Ok(Some(applied.snapshot(data)))
     }
 }

@@ -4,6 +4,13 @@
 //! and purge point under `group ++ tag` in `raft_state`. One `WriteBatch` per
 //! append, acknowledged to openraft only after RocksDB has it in its WAL.
 //!
+//! A group whose state machine keeps reading entries after applying them
+//! (a partition's records stay where they were appended: its log *is* the
+//! Raft log) gives the store a `Retained`: purged entries are deleted only
+//! below its floor, and the state machine deletes the rest once it lets go
+//! of them (`Retained::release`). openraft never reads purged entries, so
+//! keeping them is invisible to it.
+//!
 //! The committed log id is not saved (openraft's default): every state machine
 //! persists its last applied id with its state, and committed-but-unapplied
 //! entries are re-committed by the next leader, so saving it would only cost a
@@ -12,6 +19,7 @@
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -29,22 +37,87 @@ use crate::storage::{self, keys, Batch, Cf, GroupId, Storage};
 const TAG_VOTE: u8 = 1;
 const TAG_PURGED: u8 = 3;
 
+/// What of a group's log its state machine still reads: entries from
+/// `floor` on. Purged entries below both the floor and openraft's purge
+/// point may be deleted.
+#[derive(Debug)]
+pub struct Retained {
+    group: GroupId,
+    floor: AtomicU64,
+    /// One past the last entry openraft purged.
+    purged_end: AtomicU64,
+}
+
+impl Retained {
+    /// `floor` is the first entry the state machine reads (`u64::MAX`: none).
+    pub fn new(group: GroupId, floor: u64) -> Self {
+        Self { group, floor: AtomicU64::new(floor), purged_end: AtomicU64::new(0) }
+    }
+
+    /// The state machine reads entries from `floor` on. It lowers the floor
+    /// before it applies an entry it will read (which openraft cannot have
+    /// purged: it purges only what a snapshot, so an apply, covers).
+    pub fn set_floor(&self, floor: u64) {
+        self.floor.store(floor, Ordering::SeqCst);
+    }
+
+    pub fn floor(&self) -> u64 {
+        self.floor.load(Ordering::SeqCst)
+    }
+
+    /// Adds to `batch` the deletion of every entry both purged and below
+    /// the floor.
+    pub fn release(&self, batch: &mut Batch) {
+        let end = self.floor().min(self.purged_end.load(Ordering::SeqCst));
+        if end > 0 {
+            batch.delete_range(Cf::RaftLog, keys::indexed(self.group, 0), keys::indexed(self.group, end));
+        }
+    }
+
+    fn purged_to(&self, log_id: Option<&LogId<NodeId>>) {
+        let end = log_id.map_or(0, |l| l.index.saturating_add(1));
+        self.purged_end.fetch_max(end, Ordering::SeqCst);
+    }
+}
+
+/// Calls `read` with the stored bytes of entry `index` of `group` (as
+/// encoded by `codec::encode`), if it is there; without copying them.
+pub fn with_entry_bytes<T>(
+    storage: &Storage,
+    group: GroupId,
+    index: u64,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<Option<T>, storage::StorageError> {
+    storage.with_value(Cf::RaftLog, keys::indexed(group, index), read)
+}
+
 /// One group's view of the shared log storage.
 pub struct LogStore<C> {
     storage: Arc<Storage>,
     group: GroupId,
+    retained: Option<Arc<Retained>>,
     _config: PhantomData<fn() -> C>,
 }
 
 impl<C> Clone for LogStore<C> {
     fn clone(&self) -> Self {
-        Self { storage: self.storage.clone(), group: self.group, _config: PhantomData }
+        Self {
+            storage: self.storage.clone(),
+            group: self.group,
+            retained: self.retained.clone(),
+            _config: PhantomData,
+        }
     }
 }
 
 impl<C> LogStore<C> {
     pub fn new(storage: Arc<Storage>, group: GroupId) -> Self {
-        Self { storage, group, _config: PhantomData }
+        Self { storage, group, retained: None, _config: PhantomData }
+    }
+
+    /// A store whose purges keep what `retained` says the state machine reads.
+    pub fn retaining(storage: Arc<Storage>, group: GroupId, retained: Arc<Retained>) -> Self {
+        Self { storage, group, retained: Some(retained), _config: PhantomData }
     }
 }
 
@@ -137,6 +210,9 @@ where
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeId>> {
         let purged: Option<LogId<NodeId>> =
             self.read_state(TAG_PURGED, "purged log id").map_err(|e| read_err(&e))?;
+        if let Some(retained) = &self.retained {
+            retained.purged_to(purged.as_ref());
+        }
         let last = self
             .storage
             .last_in(Cf::RaftLog, &keys::group_start(self.group), &keys::group_end(self.group))
@@ -200,11 +276,17 @@ where
             keys::tagged(self.group, TAG_PURGED),
             codec::encode("purged log id", &log_id).map_err(|e| write_err(&e))?,
         );
-        batch.delete_range(
-            Cf::RaftLog,
-            keys::indexed(self.group, 0),
-            keys::indexed(self.group, log_id.index.saturating_add(1)),
-        );
+        match &self.retained {
+            Some(retained) => {
+                retained.purged_to(Some(&log_id));
+                retained.release(&mut batch);
+            }
+            None => batch.delete_range(
+                Cf::RaftLog,
+                keys::indexed(self.group, 0),
+                keys::indexed(self.group, log_id.index.saturating_add(1)),
+            ),
+        }
         self.storage.write(batch).map_err(|e| write_err(&e))
     }
 }

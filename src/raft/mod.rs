@@ -33,7 +33,7 @@ pub struct Timing {
     pub election_timeout: Duration,
     /// A peer not heard from for this long is down (`liveness`).
     pub node_timeout: Duration,
-    /// Entries between snapshots (and log purges).
+    /// Entries between snapshots (and, in the metadata group, log purges).
     pub snapshot_logs: u64,
 }
 
@@ -79,7 +79,10 @@ pub fn partition_raft_config(
         // make): a wake-up per group every few hundred ms saved.
         enable_tick: false,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
-        max_in_snapshot_log_to_keep: cfg.snapshot_logs / 2,
+        // Never purged on openraft's schedule: a partition's Raft log is its
+        // record log, purged where retention and compaction let go of it
+        // (`partition::retention`), so followers catch up from it.
+        max_in_snapshot_log_to_keep: u64::MAX,
         ..Default::default()
     };
     let mut c = c.validate().map_err(Box::new)?;

@@ -6,7 +6,8 @@
 //! - `raft_log`: Raft log entries of every group, `group ++ index`.
 //! - `raft_state`: per-group vote, committed and purged log ids.
 //! - `state`: per-group state machine state (metadata state, partition state).
-//! - `records`: partition logs, `group ++ base_offset` → record batch as stored.
+//! - `records`: partition logs, `group ++ base_offset` → where the batch is
+//!   (a reference into its Raft entry) or the batch itself (`partition::log`).
 //!
 //! Durability: every write goes to RocksDB's WAL before it is acknowledged, so
 //! it survives `kill -9` of the process (the OS keeps the page cache). With
@@ -58,6 +59,8 @@ pub enum StorageError {
     MissingCf(&'static str),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error("group {group}: Raft entry {index}, which holds stored records, is missing")]
+    MissingEntry { group: GroupId, index: u64 },
 }
 
 /// The broker's database. Cheap to share behind an `Arc`; RocksDB does its own
@@ -138,6 +141,17 @@ impl Storage {
 
     pub fn get(&self, cf: Cf, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)
+    }
+
+    /// Calls `read` with the value at `key`, if any, without copying it out
+    /// of RocksDB.
+    pub fn with_value<T>(
+        &self,
+        cf: Cf,
+        key: impl AsRef<[u8]>,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StorageError> {
+        Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.map(|v| read(&v)))
     }
 
     /// Visits pairs in `[from, to)` in key order until `visit` returns false.

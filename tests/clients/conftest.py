@@ -220,8 +220,11 @@ def shared_cluster(tmp_path_factory):
 def cluster_factory(tmp_path):
     made = []
 
-    def make(size=3):
+    def make(size=3, **settings):
+        """`settings` are broker settings (`raft_snapshot_logs=100`), given
+        to every node as RAFTKA_* variables."""
         c = Cluster(tmp_path / f"cluster-{len(made)}", size)
+        c.env.update({f"RAFTKA_{k.upper()}": str(v) for k, v in settings.items()})
         made.append(c)
         c.run("up", size)
         return c

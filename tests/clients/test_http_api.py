@@ -357,7 +357,7 @@ def test_metrics(shared_cluster):
     assert metric(text, "raftka_partition_is_leader", topic="metered", partition="0") == 1
     assert metric(text, "raftka_partition_raft_term", topic="metered", partition="0") >= 1
     for replica in (1, 2, 3):
-        assert metric(text, "raftka_partition_replica_lag_entries", topic="metered", partition="0",
+        assert metric(text, "raftka_partition_replica_lag_records", topic="metered", partition="0",
                       replica=replica) >= 0
     assert metric(text, "raftka_metadata_raft_term") >= 1
     assert metric(text, "raftka_metadata_leader") in (1, 2, 3)

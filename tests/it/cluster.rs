@@ -1,7 +1,8 @@
 //! Failover and catch-up on an in-process three-node cluster
 //! (`common::cluster`), with links cut and slowed by the transport's link
 //! rule: every acknowledged record must end up, in order, in every replica's
-//! own log.
+//! own log — also when a replica was behind by more than the Raft log keeps
+//! and caught up through a snapshot.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::records::Compression;
 
 use crate::common::cluster::TestCluster;
-use crate::common::ops::{create_replicated_topic, produce, records};
+use crate::common::ops::{create_replicated_topic, fetch, produce, records};
 use crate::common::{wait_until, Client};
 
 /// Produces `values` one batch each to the node at `addr`, asserting every
@@ -90,5 +91,132 @@ async fn a_restarted_replica_behind_a_slow_link_catches_up_from_the_log() {
     for id in cluster.ids() {
         replica_holds(&cluster, id, "catch-up", &expected).await;
     }
+    cluster.shutdown().await;
+}
+
+/// Entries between snapshots in the catch-up tests: a few hundred records
+/// cross it many times over.
+const SNAPSHOT_LOGS: u64 = 50;
+
+/// The preferred replica (first of the replica list) of partition 0.
+fn preferred_replica(cluster: &TestCluster, topic: &str) -> u64 {
+    let state = cluster.broker(cluster.ids()[0]).metadata.state();
+    let info = state.topic(topic).expect("topic exists");
+    info.partitions[0].replicas[0]
+}
+
+/// The index up to which `id`'s Raft log of partition 0 is purged.
+fn purged(cluster: &TestCluster, id: u64, topic: &str) -> u64 {
+    let h = cluster.broker(id).partitions.get(topic, 0).expect("replica");
+    let m = h.raft.metrics();
+    let purged = m.borrow().purged.map_or(0, |l| l.index);
+    purged
+}
+
+/// Every record of partition 0, read over Kafka `Fetch` from the node at `addr`.
+async fn fetch_all(addr: std::net::SocketAddr, topic: &str) -> Vec<(i64, Bytes)> {
+    let mut c = Client::connect(addr).await;
+    let mut out: Vec<(i64, Bytes)> = Vec::new();
+    loop {
+        let from = out.last().map_or_else(|| 0, |(o, _)| o + 1);
+        let f = fetch(&mut c, topic, 0, from).await;
+        if f.error_code == 1 && out.is_empty() {
+            // OFFSET_OUT_OF_RANGE: the log starts later; read from there.
+            let f = fetch(&mut c, topic, 0, f.log_start_offset).await;
+            assert_eq!(f.error_code, 0, "fetch from the log start of {addr} succeeds");
+            if f.records.is_empty() {
+                return out;
+            }
+            out.extend(f.records);
+            continue;
+        }
+        assert_eq!(f.error_code, 0, "fetch from {addr} succeeds");
+        if f.records.is_empty() {
+            return out;
+        }
+        out.extend(f.records);
+    }
+}
+
+/// Stops partition 0's preferred replica, writes `missed` records while it
+/// is down, starts it again and waits until it leads again; returns it and
+/// every acknowledged (offset, value).
+async fn down_while_written(cluster: &mut TestCluster, topic: &str, missed: u64) -> (u64, Vec<(i64, Bytes)>) {
+    let first: Vec<String> = (0..40).map(|i| format!("first-{i}")).collect();
+    let leader = cluster.agreed_leader(topic, 0, &[]).await;
+    let mut offsets = produce_all(cluster.kafka_addr(leader), topic, first.iter().cloned()).await;
+    let returning = preferred_replica(cluster, topic);
+    cluster.stop_node(returning).await;
+    let leader = cluster.agreed_leader(topic, 0, &[returning]).await;
+    let later: Vec<String> = (0..missed).map(|i| format!("missed-{i}")).collect();
+    offsets.extend(produce_all(cluster.kafka_addr(leader), topic, later.iter().cloned()).await);
+    let values: Vec<String> = first.into_iter().chain(later).collect();
+    (returning, acknowledged(&offsets, &values))
+}
+
+/// Starts `returning` and waits until it leads partition 0 again (the
+/// preferred leader takes it back only once caught up).
+async fn back_and_leading(cluster: &mut TestCluster, returning: u64, topic: &str) {
+    cluster.start_node(returning).await;
+    wait_until(Duration::from_secs(20), "the returning replica to lead again", || {
+        std::future::ready(cluster.leader_seen_by(returning, topic, 0) == Some(returning))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_down_for_many_snapshot_intervals_catches_up_from_the_log_and_leads() {
+    let mut cluster = TestCluster::start(3, |c| c.raft_snapshot_logs = SNAPSHOT_LOGS).await;
+    let mut c = Client::connect(cluster.kafka_addr(1)).await;
+    assert_eq!(create_replicated_topic(&mut c, "behind", 1, 3, &[]).await, 0);
+    let (returning, expected) = down_while_written(&mut cluster, "behind", 8 * SNAPSHOT_LOGS).await;
+    let leader = cluster.agreed_leader("behind", 0, &[returning]).await;
+    // Only the entries before the first record may be purged: nothing let go
+    // of the records, so the Raft log still holds them all.
+    assert!(purged(&cluster, leader, "behind") < 10, "the leader's Raft log holds every record");
+
+    back_and_leading(&mut cluster, returning, "behind").await;
+    replica_holds(&cluster, returning, "behind", &expected).await;
+    assert_eq!(fetch_all(cluster.kafka_addr(returning), "behind").await, expected);
+    for id in cluster.ids() {
+        replica_holds(&cluster, id, "behind", &expected).await;
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_behind_retention_gets_the_records_in_a_snapshot_and_leads() {
+    let mut cluster = TestCluster::start(3, |c| {
+        c.raft_snapshot_logs = SNAPSHOT_LOGS;
+        c.log_retention_check_interval = Duration::from_millis(50);
+    })
+    .await;
+    let mut c = Client::connect(cluster.kafka_addr(1)).await;
+    // About 80 one-record batches fit: retention moves the log start on
+    // while the replica is away, and the Raft log is purged behind it.
+    let configs = [("retention.bytes", "6000")];
+    assert_eq!(create_replicated_topic(&mut c, "expiring", 1, 3, &configs).await, 0);
+    let (returning, acked) = down_while_written(&mut cluster, "expiring", 8 * SNAPSHOT_LOGS).await;
+    let leader = cluster.agreed_leader("expiring", 0, &[returning]).await;
+    wait_until(
+        Duration::from_secs(10),
+        "the leader's Raft log to be purged past the missing replica",
+        || std::future::ready(purged(&cluster, leader, "expiring") > 40 + 2 * SNAPSHOT_LOGS),
+    )
+    .await;
+
+    back_and_leading(&mut cluster, returning, "expiring").await;
+    // Every replica holds the same retained records: the newest part of
+    // what was acknowledged, read back from the returning replica over Kafka.
+    let held = cluster.replica_values(leader, "expiring", 0);
+    assert!(!held.is_empty() && held.len() < acked.len(), "retention kept {} of {}", held.len(), acked.len());
+    assert_eq!(
+        held[..],
+        acked[acked.len() - held.len()..],
+        "the retained records are the newest acknowledged"
+    );
+    replica_holds(&cluster, returning, "expiring", &held).await;
+    let read = fetch_all(cluster.kafka_addr(returning), "expiring").await;
+    assert!(read.len() >= held.len() && read[..] == acked[acked.len() - read.len()..]);
     cluster.shutdown().await;
 }

@@ -26,8 +26,8 @@ impl StoreBuilder<PartConfig, LogStore<PartConfig>, Machine<PartitionStore>, Tem
     ) -> Result<(TempDir, LogStore<PartConfig>, Machine<PartitionStore>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = Arc::new(Storage::open(dir.path(), false).expect("open RocksDB"));
-        let (sm, _log) = PartitionStore::open(storage.clone(), 7).expect("partition store");
-        Ok((dir, LogStore::new(storage, 7), Machine(sm)))
+        let (sm, log) = PartitionStore::open(storage.clone(), 7).expect("partition store");
+        Ok((dir, LogStore::retaining(storage, 7, log.retained().clone()), Machine(sm)))
     }
 }
 

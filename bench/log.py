@@ -1,0 +1,196 @@
+"""The partition log (issue 14): produce and consume throughput with
+librdkafka's own rdkafka_performance (so the client is not what is measured),
+broker CPU per million records, idle memory per partition replica, and how
+fast a restarted replica catches up.
+
+    make bench-log       # or: RAFTKA_BIN=... python bench/log.py [node|cluster|memory|catch-up]
+
+node: one broker, 6 partitions (RF=1), LOG_RECORDS (default 5,000,000)
+  100-byte records, acks=all, linger.ms=10, batch.size=1000000; then the same
+  records consumed with librdkafka's default consumer settings. LOG_RUNS runs
+  (default 3), each on a fresh broker; medians reported, and the broker's
+  CPU time (utime+stime from /proc) per million records produced.
+cluster: three brokers on this machine (scripts/cluster), 6 partitions RF=3,
+  the same produce, LOG_RUNS runs on fresh clusters; median and every run.
+memory: a broker's resident memory with 0, 500 and 1,000 idle one-record
+  partitions; the slope is the cost of an idle replica.
+catch-up: three brokers, node 3 killed, LOG_DOWN_SECONDS (default 60) of
+  produce at full rate, node 3 started again: records/s it catches up at and
+  the time until every replica it holds has the leader's high watermark and
+  it is back in every ISR.
+
+Every figure comes with the load average of the machine when it was taken.
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "clients"))
+from conftest import Broker, Cluster  # noqa: E402
+from edge import PERF, loadavg, proc_kib  # noqa: E402
+
+RECORDS = int(os.environ.get("LOG_RECORDS", "5000000"))
+RUNS = int(os.environ.get("LOG_RUNS", "3"))
+DOWN_SECONDS = int(os.environ.get("LOG_DOWN_SECONDS", "60"))
+PARTITIONS = 6
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pid):
+    """User + system CPU time of process `pid`, in ms."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / TICKS
+
+
+def http(addr, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{addr}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"null")
+
+
+def create_topic(addr, name, partitions, rf):
+    http(addr, "POST", "/v1/topics", {"name": name, "partitions": partitions, "replication_factor": rf})
+
+
+def run_perf(args, timeout=1800):
+    """Runs rdkafka_performance; (records/s of its last summary line, the line)."""
+    out = subprocess.run([PERF, *args], capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [l for l in (out.stdout + out.stderr).splitlines() if re.search(r"in \d+ms: \d+ msgs/s", l)]
+    assert lines, (out.stdout + out.stderr)[-2000:]
+    return float(re.search(r"in \d+ms: (\d+) msgs/s", lines[-1]).group(1)), lines[-1].lstrip("% ")
+
+
+def produce_args(bootstrap, records):
+    return ["-P", "-t", "perf", "-b", bootstrap, "-s", "100", "-a", "-1", "-q", "-c", str(records),
+            "-X", "linger.ms=10", "-X", "batch.size=1000000"]
+
+
+def node():
+    produced, consumed, cpu = [], [], []
+    for run in range(RUNS):
+        with tempfile.TemporaryDirectory() as tmp:
+            b = Broker(os.path.join(tmp, "b"), env={"RUST_LOG": "info,openraft=warn"}).start()
+            try:
+                create_topic(f"127.0.0.1:{b.http_port}", "perf", PARTITIONS, 1)
+                load = loadavg()
+                before = cpu_ms(b.proc.pid)
+                rate, line = run_perf(produce_args(b.bootstrap, RECORDS))
+                used = cpu_ms(b.proc.pid) - before
+                produced.append(rate)
+                cpu.append(used / (RECORDS / 1e6))
+                print(f"  produce run {run + 1} (load {load}): {line}; broker CPU {used / 1000:.2f} s "
+                      f"= {cpu[-1]:.0f} ms per million records")
+                load = loadavg()
+                rate, line = run_perf(["-C", "-G", f"bench-{run}", "-t", "perf", "-b", b.bootstrap, "-q",
+                                       "-c", str(RECORDS), "-o", "beginning"])
+                consumed.append(rate)
+                print(f"  consume run {run + 1} (load {load}): {line}")
+            finally:
+                b.stop()
+    print(f"node: {RECORDS:,} records of 100 bytes, {PARTITIONS} partitions, acks=all; medians of {RUNS}: "
+          f"produce {statistics.median(produced):,.0f} records/s at {statistics.median(cpu):.0f} ms broker "
+          f"CPU per million, consume {statistics.median(consumed):,.0f} records/s")
+
+
+def cluster():
+    produced, cpu = [], []
+    for run in range(RUNS):
+        with tempfile.TemporaryDirectory() as tmp:
+            c = Cluster(tmp, 3)
+            c.run("up", 3)
+            try:
+                create_topic(c.http_addr(1), "perf", PARTITIONS, 3)
+                time.sleep(2)  # leaders settle on their preferred replicas
+                load = loadavg()
+                before = sum(cpu_ms(c.pid(n)) for n in (1, 2, 3))
+                rate, line = run_perf(produce_args(c.bootstrap(), RECORDS))
+                used = sum(cpu_ms(c.pid(n)) for n in (1, 2, 3)) - before
+                produced.append(rate)
+                cpu.append(used / (RECORDS / 1e6))
+                print(f"  run {run + 1} (load {load}): {line}; CPU of all brokers {cpu[-1]:.0f} ms per million")
+            finally:
+                c.run("down")
+    print(f"cluster: 3 nodes, RF=3, {PARTITIONS} partitions, acks=all: median {statistics.median(produced):,.0f} "
+          f"records/s (runs {', '.join(f'{r:,.0f}' for r in produced)}), {statistics.median(cpu):.0f} ms "
+          f"CPU of all brokers per million records")
+
+
+def memory():
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Broker(os.path.join(tmp, "b"), env={"RUST_LOG": "warn"}).start()
+        try:
+            addr = f"127.0.0.1:{b.http_port}"
+            points = []
+            made = 0
+            for target in (0, 500, 1000):
+                while made < target:
+                    create_topic(addr, f"idle-{made}", 10, 1)
+                    made += 10
+                time.sleep(5)
+                points.append((target, proc_kib(b.proc.pid, "VmRSS")))
+                print(f"  {target} idle partitions (load {loadavg()}): RSS {points[-1][1] / 1024:.1f} MiB")
+            per = (points[-1][1] - points[0][1]) / max(1, points[-1][0] - points[0][0])
+            print(f"memory: {per:.1f} KiB of RSS per idle partition replica")
+        finally:
+            b.stop()
+
+
+def replica(c, node, topic, p):
+    try:
+        return http(c.http_addr(node), "GET", f"/v1/internal/replicas/{topic}/{p}")
+    except OSError:
+        return None
+
+
+def catch_up():
+    with tempfile.TemporaryDirectory() as tmp:
+        c = Cluster(tmp, 3)
+        c.run("up", 3)
+        try:
+            create_topic(c.http_addr(1), "perf", PARTITIONS, 3)
+            time.sleep(2)
+            c.run("kill", 3)
+            load = loadavg()
+            perf = subprocess.Popen([PERF, *produce_args(c.bootstrap(1, 2), 10**10)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(DOWN_SECONDS)
+            perf.kill()
+            perf.wait()
+            ends = {p: http(c.http_addr(1), "GET", "/v1/topics/perf")["partitions"][p]["high_watermark"]
+                    for p in range(PARTITIONS)}
+            missed = sum(ends.values())
+            started = time.monotonic()
+            c.run("start", 3)
+            caught = None
+            while time.monotonic() - started < 600:
+                got = [replica(c, 3, "perf", p) for p in range(PARTITIONS)]
+                if caught is None and all(r and r["high_watermark"] >= ends[p] for p, r in enumerate(got)):
+                    caught = time.monotonic() - started
+                topic = http(c.http_addr(1), "GET", "/v1/topics/perf")
+                if caught is not None and all(3 in (p.get("isr") or []) for p in topic["partitions"]):
+                    break
+                time.sleep(0.1)
+            in_isr = time.monotonic() - started
+            print(f"catch-up (load {load} before): node 3 down for {DOWN_SECONDS} s of full-rate produce "
+                  f"({missed:,} records on {PARTITIONS} partitions); back at every high watermark after "
+                  f"{caught:.1f} s ({missed / caught:,.0f} records/s, start-up included), in every ISR after "
+                  f"{in_isr:.1f} s")
+        finally:
+            c.run("down")
+
+
+if __name__ == "__main__":
+    sections = {"node": node, "cluster": cluster, "memory": memory, "catch-up": catch_up}
+    for name in sys.argv[1:] or sections:
+        sections[name]()
