@@ -4,10 +4,9 @@ keeps), while partitions are compacted and trimmed by retention. Afterwards,
 every acknowledged record is read back, and every replica's own copy
 (`/v1/internal/replicas`, never forwarded) holds exactly the same batches —
 what any of them would serve as leader."""
-import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import wait_for
@@ -76,25 +75,15 @@ def test_kill_9_during_produce_and_during_catch_up_loses_nothing(cluster_factory
         assert copies[p]["high_watermark"] >= load.count(p), f"partition {p} holds fewer offsets than acks"
 
 
-class KeyedLoad:
+class KeyedLoad(Load):
     """An idempotent acks=all producer writing `keys` keys round-robin to
-    each topic's partitions, remembering what was acknowledged."""
+    each topic's partitions, remembering what was acknowledged (thread,
+    failure and finish as `Load`)."""
 
     def __init__(self, bootstrap, topics, keys=40):
-        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                                  "linger.ms": 2, "message.timeout.ms": 60000,
-                                  "request.timeout.ms": 5000, "socket.timeout.ms": 5000})
+        super().__init__(bootstrap, topics[0])
         self.topics, self.keys = topics, keys
         self.acked = {t: {p: [] for p in range(3)} for t in topics}
-        self.errors, self.failure = [], None
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._guarded, daemon=True)
-
-    def _guarded(self):
-        try:
-            self._run()
-        except BaseException as e:  # noqa: BLE001 - re-raised by finish()
-            self.failure = e
 
     def _run(self):
         n = 0
@@ -115,20 +104,8 @@ class KeyedLoad:
             self.producer.poll(0.001 if n % 50 == 0 else 0)
         assert self.producer.flush(90) == 0, "records left unacknowledged"
 
-    def count(self):
+    def count(self, p=None):
         return sum(len(v) for parts in self.acked.values() for v in parts.values())
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def finish(self):
-        self.stop_flag.set()
-        self.thread.join(120)
-        assert not self.thread.is_alive(), "the producer thread did not stop"
-        if self.failure is not None:
-            raise self.failure
-        assert not self.errors, f"{len(self.errors)} records failed delivery: {self.errors[:3]}"
 
 
 def test_kill_9_during_compaction_and_retention_keeps_replicas_identical(cluster_factory):
