@@ -195,6 +195,15 @@ pub struct Effective {
 }
 
 impl Effective {
+    /// `max.message.bytes` alone, for every produce request: one map lookup,
+    /// no string made (what `resolve` gives for it).
+    pub fn max_message_bytes(overrides: &BTreeMap<String, String>, broker: &Config) -> i64 {
+        match overrides.get("max.message.bytes") {
+            Some(v) => v.trim().parse().unwrap_or(-1),
+            None => i64::try_from(broker.message_max_bytes).unwrap_or(i64::MAX),
+        }
+    }
+
     pub fn resolve(overrides: &BTreeMap<String, String>, broker: &Config) -> Self {
         // Values were validated when they were set; defaults are valid.
         let value =
@@ -255,6 +264,12 @@ mod tests {
         assert_eq!((max.value.as_str(), max.source), ("1048588", ConfigSource::StaticBroker));
         assert!(!described.iter().find(|d| d.key == "segment.bytes").unwrap().enforced);
         assert_eq!(Effective::resolve(&BTreeMap::new(), &broker).delete_retention_ms, 86_400_000);
+        for o in [BTreeMap::new(), BTreeMap::from([("max.message.bytes".to_string(), "2000".to_string())])] {
+            assert_eq!(
+                Effective::max_message_bytes(&o, &broker),
+                Effective::resolve(&o, &broker).max_message_bytes
+            );
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub async fn append(
         .state()
         .topic(topic)
         .map_or(i64::try_from(config.message_max_bytes).unwrap_or(i64::MAX), |t| {
-            Effective::resolve(&t.configs, config).max_message_bytes
+            Effective::max_message_bytes(&t.configs, config)
         });
     let rejected = |e: BatchError| {
         tracing::info!(topic, partition, error = %e, "produce rejected");

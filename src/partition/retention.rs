@@ -46,7 +46,9 @@ pub struct BatchSpan {
 
 /// Where the log may start now, with the bytes removed, or `None` if nothing
 /// expires. Batches go oldest first; time retention stops at the first batch
-/// that is still young (as Kafka does with segments).
+/// that is still young, and size retention removes a batch only if what is
+/// left still holds `retention_bytes` (as Kafka does with segments: the log
+/// is never emptied by size, however large its newest batch).
 pub fn trim_point(
     batches: &[BatchSpan],
     now_ms: i64,
@@ -58,7 +60,11 @@ pub fn trim_point(
     let mut start = None;
     for b in batches {
         let expired = retention_ms >= 0 && b.max_timestamp < now_ms.saturating_sub(retention_ms);
-        let oversize = retention_bytes >= 0 && total_bytes.saturating_sub(removed) > retention_bytes as u64;
+        let oversize = retention_bytes >= 0
+            && total_bytes
+                .saturating_sub(removed)
+                .checked_sub(b.bytes)
+                .is_some_and(|left| left >= retention_bytes as u64);
         if !(expired || oversize) {
             break;
         }
@@ -309,9 +315,13 @@ mod tests {
     }
 
     #[test]
-    fn size_retention_keeps_at_most_the_limit() {
-        assert_eq!(trim_point(&spans(), 0, -1, 250, 400), Some((20, 200)));
+    fn size_retention_keeps_at_least_the_limit() {
+        assert_eq!(trim_point(&spans(), 0, -1, 250, 400), Some((10, 100)));
+        assert_eq!(trim_point(&spans(), 0, -1, 200, 400), Some((20, 200)));
         assert_eq!(trim_point(&spans(), 0, -1, 400, 400), None);
         assert_eq!(trim_point(&spans(), 0, -1, -1, 400), None);
+        // One batch larger than the limit stays; a limit of 0 empties the log.
+        assert_eq!(trim_point(&spans()[3..], 0, -1, 50, 100), None);
+        assert_eq!(trim_point(&spans(), 0, -1, 0, 400), Some((40, 400)));
     }
 }

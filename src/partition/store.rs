@@ -9,8 +9,8 @@
 //! **The Raft log is the partition log** (DESIGN.md's preference): a batch's
 //! bytes are written once, in the Raft entry. Its entries are deleted only
 //! when nothing refers to them any more — retention moved the log start past
-//! them or the topic was deleted (compaction does not release them yet; see
-//! `compact`) — and openraft purged them
+//! them, compaction rewrote what was below its point into batches stored
+//! themselves, the topic was deleted — and openraft purged them
 //! (`raft::log_store::Retained`). Writing each batch twice (Raft log, then a
 //! copy here) halved the disk bandwidth left for produce and doubled the
 //! bytes RocksDB compacts; reading through a reference costs one point read
@@ -202,10 +202,10 @@ impl PartitionStore {
 }
 
 impl PartitionStore {
-    /// Applies a `Compact`: two scans of the committed batches between the
-    /// log start and `up_to` (all in RocksDB: they were applied by earlier
-    /// calls, and a `Trim` earlier in this call already moved the log start),
-    /// then the rewrites into `writes`.
+    /// Applies a `Compact`: two scans of the batches between the log start
+    /// and `up_to` (all in RocksDB: `apply_entries` commits what came before
+    /// it), the rewrites committed in one write with the image, then the
+    /// Raft entries nothing refers to any more are let go of in `writes`.
     fn compact(
         &mut self,
         up_to: i64,
@@ -262,10 +262,11 @@ impl PartitionStore {
             }
             true
         })?;
-        // Compaction does not release Raft entries yet: after kill -9 during
-        // compaction a replica once lost an entry it still referred to
-        // (issue 14 note). Until that is understood, a compacted partition
-        // keeps its Raft log; only retention and deletion free it.
+        // The floor is raised only from what RocksDB holds once the rewrites
+        // are in it: the newest batch below `up_to` is still a `BatchRef`, and
+        // so is everything this call appends after the compaction.
+        self.commit(std::mem::take(writes))?;
+        self.release_from(from, writes)?;
         Ok(PartitionResponse::Compacted { records: kept })
     }
 }
@@ -293,6 +294,14 @@ impl ImageState for PartitionStore {
                 EntryPayload::Membership(m) => Some(m.clone()),
                 EntryPayload::Blank | EntryPayload::Normal(_) => None,
             };
+            if matches!(entry.payload, EntryPayload::Normal(PartitionCommand::Compact { .. })) {
+                // Compaction reads the log from RocksDB: what this call
+                // applied before it must be there (with the image that says
+                // so, not yet claiming the compaction), or replicas whose
+                // apply calls were cut differently would compact different
+                // batches.
+                self.commit(std::mem::take(&mut writes))?;
+            }
             self.image.applied(entry.log_id, membership);
             let response = match entry.payload {
                 EntryPayload::Blank | EntryPayload::Membership(_) => PartitionResponse::Done,

@@ -3,7 +3,8 @@
 //! raw `DB` (STYLE.md, module map).
 //!
 //! Column families, each keyed by `storage::keys` (group-prefixed, big-endian):
-//! - `raft_log`: Raft log entries of every group, `group ++ index`.
+//! - `raft_log`: Raft log entries of every group, `group ++ index` (large
+//!   ones in blob files: `cf_options`).
 //! - `raft_state`: per-group vote, committed and purged log ids.
 //! - `state`: per-group state machine state (metadata state, partition state).
 //! - `records`: partition logs, `group ++ base_offset` → where the batch is
@@ -103,6 +104,29 @@ impl Batch {
     }
 }
 
+/// Large Raft entries (a partition's record batches: its log lives there,
+/// `partition::log`) go to blob files, written once when the memtable is
+/// flushed and never rewritten by compaction, which then moves only keys and
+/// small entries; a deleted range's blob files are dropped by blob garbage
+/// collection. Batches are stored as clients sent them (compressed or not, as
+/// Kafka does): compressing them again only costs CPU.
+const BLOB_MIN_BYTES: u64 = 4096;
+
+fn cf_options(cf: Cf) -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    match cf {
+        Cf::RaftLog => {
+            o.set_enable_blob_files(true);
+            o.set_min_blob_size(BLOB_MIN_BYTES);
+            o.set_blob_compression_type(rocksdb::DBCompressionType::None);
+            o.set_enable_blob_gc(true);
+        }
+        Cf::RaftState | Cf::State | Cf::Records => {}
+    }
+    o
+}
+
 impl Storage {
     pub fn open(dir: &Path, fsync: bool) -> Result<Self, StorageError> {
         let mut opts = Options::default();
@@ -110,11 +134,7 @@ impl Storage {
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.increase_parallelism(2);
-        let cfs = Cf::ALL.iter().map(|cf| {
-            let mut o = Options::default();
-            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            ColumnFamilyDescriptor::new(cf.name(), o)
-        });
+        let cfs = Cf::ALL.iter().map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         Ok(Self { db, fsync })
     }

@@ -147,12 +147,7 @@ def test_kill_9_during_compaction_and_retention_keeps_replicas_identical(cluster
     wait_for(lambda: load.count() > before + 3000, 120, "writes with every node back")
     load.finish()
 
-    # Known open defect (issue 14 note): after kills during compaction the
-    # compacted topic's replicas were once seen to differ in their stored
-    # batches (1 run in 3); until it is found, only what a reader sees is
-    # asserted for it, from the node-1 copy.
-    wait_for(lambda: all(replica(c, n, "compacted", p) for n in NODES for p in range(3)), 60, "compacted replicas")
-    compacted = [replica(c, 1, "compacted", p) for p in range(3)]
+    compacted = replicas_agree(c, "compacted", 3)
     expiring = replicas_agree(c, "expiring", 3)
     assert any(r["log_start_offset"] > 0 for r in expiring), "retention removed nothing"
     total = sum(r["high_watermark"] for r in compacted)
@@ -185,13 +180,20 @@ def read_all_keyed(c, topic, partitions):
     ends = {p: replica(c, 1, topic, p)["high_watermark"] for p in range(partitions)}
     got = {p: [] for p in range(partitions)}
     last = {p: -1 for p in range(partitions)}
+    errors = []
     deadline = time.monotonic() + 90
     while any(last[p] < ends[p] - 1 for p in range(partitions)) and time.monotonic() < deadline:
         m = consumer.poll(0.5)
+        if m is not None and m.error():
+            errors.append(str(m.error()))
         if m is None or m.error():
             continue
         got[m.partition()].append((m.key(), m.value()))
         last[m.partition()] = m.offset()
     consumer.close()
-    assert all(last[p] >= ends[p] - 1 for p in range(partitions)), f"read {last} of {ends} in {topic}"
+    stuck = [p for p in range(partitions) if last[p] < ends[p] - 1]
+    seen = {p: {n: {k: v for k, v in (replica(c, n, topic, p) or {}).items() if k != "batches"} for n in NODES}
+            for p in stuck}
+    assert not stuck, f"read {last} of {ends} in {topic}; stuck partitions' replicas: {seen}, " \
+        f"leaders: {[leader(c.bootstrap(), topic, p) for p in stuck]}, errors: {errors[-5:]}"
     return got

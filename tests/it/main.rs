@@ -11,5 +11,6 @@ mod groups;
 mod hostile;
 mod http_api;
 mod log_store;
+mod partition_store;
 mod produce_fetch;
 mod storage_recovery;
