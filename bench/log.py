@@ -153,8 +153,17 @@ def replica(c, node, topic, p):
         return None
 
 
+class _kept:
+    def __enter__(self):
+        return tempfile.mkdtemp(prefix="raftka-catch-up-")
+
+    def __exit__(self, *exc):
+        return False
+
+
 def catch_up():
-    with tempfile.TemporaryDirectory() as tmp:
+    # LOG_KEEP=1 keeps the nodes' data and logs.
+    with (tempfile.TemporaryDirectory() if not os.environ.get("LOG_KEEP") else _kept()) as tmp:
         c = Cluster(tmp, 3)
         c.run("up", 3)
         try:
@@ -173,7 +182,7 @@ def catch_up():
             started = time.monotonic()
             c.run("start", 3)
             caught = None
-            while time.monotonic() - started < 600:
+            while time.monotonic() - started < int(os.environ.get("LOG_CATCH_UP_LIMIT", "600")):
                 got = [replica(c, 3, "perf", p) for p in range(PARTITIONS)]
                 if caught is None and all(r and r["high_watermark"] >= ends[p] for p, r in enumerate(got)):
                     caught = time.monotonic() - started
@@ -182,6 +191,10 @@ def catch_up():
                     break
                 time.sleep(0.1)
             in_isr = time.monotonic() - started
+            if caught is None:
+                held = {p: (r or {}).get("high_watermark") for p, r in enumerate(got)}
+                raise SystemExit(f"catch-up: node 3 did not reach the high watermarks in 600 s: "
+                                 f"leader {ends}, node 3 {held} (logs: {tmp})")
             print(f"catch-up (load {load} before): node 3 down for {DOWN_SECONDS} s of full-rate produce "
                   f"({missed:,} records on {PARTITIONS} partitions); back at every high watermark after "
                   f"{caught:.1f} s ({missed / caught:,.0f} records/s, start-up included), in every ISR after "
