@@ -21,6 +21,7 @@ catch-up: three brokers, node 3 killed, LOG_DOWN_SECONDS (default 60) of
 
 Every figure comes with the load average of the machine when it was taken.
 """
+import contextlib
 import json
 import os
 import re
@@ -153,17 +154,11 @@ def replica(c, node, topic, p):
         return None
 
 
-class _kept:
-    def __enter__(self):
-        return tempfile.mkdtemp(prefix="raftka-catch-up-")
-
-    def __exit__(self, *exc):
-        return False
-
-
 def catch_up():
     # LOG_KEEP=1 keeps the nodes' data and logs.
-    with (tempfile.TemporaryDirectory() if not os.environ.get("LOG_KEEP") else _kept()) as tmp:
+    kept = os.environ.get("LOG_KEEP")
+    with contextlib.nullcontext(tempfile.mkdtemp(prefix="raftka-catch-up-")) if kept \
+            else tempfile.TemporaryDirectory() as tmp:
         c = Cluster(tmp, 3)
         c.run("up", 3)
         try:
@@ -182,7 +177,8 @@ def catch_up():
             started = time.monotonic()
             c.run("start", 3)
             caught = None
-            while time.monotonic() - started < int(os.environ.get("LOG_CATCH_UP_LIMIT", "600")):
+            limit = int(os.environ.get("LOG_CATCH_UP_LIMIT", "600"))
+            while time.monotonic() - started < limit:
                 got = [replica(c, 3, "perf", p) for p in range(PARTITIONS)]
                 if caught is None and all(r and r["high_watermark"] >= ends[p] for p, r in enumerate(got)):
                     caught = time.monotonic() - started
@@ -193,7 +189,7 @@ def catch_up():
             in_isr = time.monotonic() - started
             if caught is None:
                 held = {p: (r or {}).get("high_watermark") for p, r in enumerate(got)}
-                raise SystemExit(f"catch-up: node 3 did not reach the high watermarks in 600 s: "
+                raise SystemExit(f"catch-up: node 3 did not reach the high watermarks in {limit} s: "
                                  f"leader {ends}, node 3 {held} (logs: {tmp})")
             print(f"catch-up (load {load} before): node 3 down for {DOWN_SECONDS} s of full-rate produce "
                   f"({missed:,} records on {PARTITIONS} partitions); back at every high watermark after "
