@@ -16,10 +16,42 @@ import pytest
 BIN = os.environ.get("RAFTKA_BIN") or os.path.expanduser("~/.cache/raftka-target/debug/raftka")
 
 
-def free_port():
+# Ports are bound by number (a cluster's nodes know each other's addresses),
+# so they come from below the ephemeral range (32768-60999 here), where an
+# outgoing connection can never take a port a node is about to bind or
+# re-bind after a restart. Each process walks its own stretch of
+# [PORT_LOW, PORT_HIGH) and never hands out a port twice, so blocks given to
+# one cluster can not overlap another's; a port some other program holds is
+# skipped.
+PORT_LOW, PORT_HIGH = 20_000, 32_000
+_next_port = PORT_LOW + (os.getpid() % 64) * ((PORT_HIGH - PORT_LOW) // 64)
+
+
+def _bindable(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port_block(n):
+    """A base port such that base..base+n-1 are free on 127.0.0.1 and were
+    never handed out before by this process."""
+    global _next_port
+    for _ in range(PORT_HIGH - PORT_LOW):
+        if _next_port + n > PORT_HIGH:
+            _next_port = PORT_LOW
+        base = _next_port
+        _next_port += n
+        if all(_bindable(p) for p in range(base, base + n)):
+            return base
+    raise AssertionError("no free port block below the ephemeral range")
+
+
+def free_port():
+    return free_port_block(1)
 
 
 def wait_for(cond, timeout, what):
@@ -130,25 +162,6 @@ def broker_factory(tmp_path):
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "cluster")
-
-
-def free_port_block(n):
-    """A base port such that base..base+n-1 are free on 127.0.0.1."""
-    for _ in range(200):
-        base = free_port()
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free port block")
 
 
 class Cluster:

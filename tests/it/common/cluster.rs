@@ -20,12 +20,13 @@ use raftka::raft::types::NodeId;
 use super::{test_config, wait_until};
 
 /// Raft ports are bound by number (peers know each other by address), so
-/// they come from below the ephemeral range, a block per test process.
+/// they come from below the ephemeral range (32,768 up), a stretch per test
+/// process: at most 20,000 + 399 × 25 + 2,499 = 32,474.
 fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = 20_000 + (std::process::id() % 400) as u16 * 25;
     loop {
-        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 5_000;
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_500;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
