@@ -16,6 +16,17 @@ pub fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<
         .map_err(|source| CodecError::Encode { what, source })
 }
 
+/// Appends the encoding of `value` to `out`.
+pub fn encode_into<T: serde::Serialize>(
+    what: &'static str,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+        .map(drop)
+        .map_err(|source| CodecError::Encode { what, source })
+}
+
 /// Decodes what `encode` wrote, from a file or from a peer alike. bincode
 /// sizes a string or byte field by the length it reads, and checks that
 /// length against a configured limit before allocating — so the limit is

@@ -96,7 +96,7 @@ impl Broker {
         let node_id = config.node_id;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| BrokerError::DataDir { path: config.data_dir.display().to_string(), source })?;
-        let storage = Arc::new(Storage::open(&config.data_dir.join("db"), config.fsync)?);
+        let storage = Arc::new(Storage::open_with(&config.data_dir, config.fsync, config.log_segment_bytes)?);
         let listeners = Listeners::bind(&config).await?;
         let liveness = Arc::new(Liveness::new(node_id, config.node_timeout));
         let core = Core {

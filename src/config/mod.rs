@@ -160,9 +160,15 @@ pub struct Config {
     /// How often retention runs, in ms. Default 5000.
     #[serde(rename = "log_retention_check_interval_ms", with = "crate::codec::millis")]
     pub log_retention_check_interval: Duration,
-    /// Sync RocksDB's WAL before acknowledging a write. Default false: writes
-    /// survive `kill -9` of the process, not a power loss of the machine.
+    /// Sync RocksDB's WAL (and the segment files) before acknowledging a
+    /// write. Default false: writes survive `kill -9` of the process, not a
+    /// power loss of the machine.
     pub fsync: bool,
+    /// A partition's record batches are written to segment files of this
+    /// many bytes (the last may be a little larger); disk space is given back
+    /// a whole segment at a time once retention, compaction or deletion let
+    /// go of every batch in it. Kafka's `log.segment.bytes`. Default 64 MiB.
+    pub log_segment_bytes: u64,
     /// Raft heartbeat interval in ms. Default 100.
     #[serde(rename = "raft_heartbeat_interval_ms", with = "crate::codec::millis")]
     pub raft_heartbeat_interval: Duration,
@@ -248,6 +254,7 @@ impl Default for Config {
             log_retention_bytes: None,
             log_retention_check_interval: Duration::from_millis(5_000),
             fsync: false,
+            log_segment_bytes: crate::storage::DEFAULT_SEGMENT_BYTES,
             raft_heartbeat_interval: Duration::from_millis(100),
             raft_election_timeout: Duration::from_millis(500),
             raft_snapshot_logs: 10_000,
@@ -325,6 +332,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_string() });
+        if self.log_segment_bytes < 1024 {
+            return invalid("log_segment_bytes", "must be at least 1024");
+        }
         if self.num_partitions < 1 {
             return invalid("num_partitions", "must be at least 1");
         }

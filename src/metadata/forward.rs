@@ -5,6 +5,7 @@
 //! outside the initial voters joins the same way: the leader adds it as a
 //! learner of the metadata group, then registers it.
 
+use bytes::Bytes;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -68,6 +69,7 @@ async fn serve(raft: &MetaRaft, body: &[u8]) -> RpcReply {
     let req: ForwardRequest =
         codec::decode("forwarded write", body).map_err(|_| RpcRefusal::Undecodable(RpcKind::Forward))?;
     codec::encode("forward reply", &apply_here(raft, req).await)
+        .map(Bytes::from)
         .map_err(|_| RpcRefusal::Unencodable(RpcKind::Forward))
 }
 
@@ -125,7 +127,7 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<ForwardReply, TransportError> {
     let body = codec::encode("forwarded write", req).map_err(WireError::from)?;
-    let request = RpcRequest { group: METADATA_GROUP, kind: RpcKind::Forward, body };
+    let request = RpcRequest { group: METADATA_GROUP, kind: RpcKind::Forward, body: body.into() };
     let bytes = transport.call(addr, &request, timeout).await?;
     Ok(codec::decode("forward reply", &bytes).map_err(WireError::from)?)
 }

@@ -109,12 +109,13 @@ pub const DESCRIPTORS: &[Descriptor] = &[
         broker: Some(("log.retention.ms", |c| kafka_millis(c.log_retention).to_string())),
         enforced: true,
     },
-    // The log is not kept in segments.
+    // Every partition of a broker uses its `log_segment_bytes`; a topic's
+    // own value is accepted and shown, not applied.
     Descriptor {
         key: "segment.bytes",
         kind: Kind::Long(14),
-        default: "1073741824",
-        broker: None,
+        default: "67108864",
+        broker: Some(("log.segment.bytes", |c| c.log_segment_bytes.to_string())),
         enforced: false,
     },
     Descriptor {

@@ -226,8 +226,21 @@ fn check_records_within(header: &BatchHeader, batch: &[u8], inflate_limit: usize
     Ok(())
 }
 
-/// A zig-zag varint (Kafka's `varint`/`varlong`), at most 10 bytes.
+/// A zig-zag varint (Kafka's `varint`/`varlong`), at most 10 bytes. Most
+/// are one byte (small lengths and deltas): that case is decided first, as
+/// the leader walks every record of every batch it takes.
+#[inline(always)]
 fn varint(b: &mut &[u8]) -> Option<i64> {
+    if let Some((&byte, rest)) = b.split_first() {
+        if byte & 0x80 == 0 {
+            *b = rest;
+            return Some(i64::from(byte >> 1) ^ -i64::from(byte & 1));
+        }
+    }
+    varint_long(b)
+}
+
+fn varint_long(b: &mut &[u8]) -> Option<i64> {
     let mut raw: u64 = 0;
     for i in 0..10 {
         let (&byte, rest) = b.split_first()?;
@@ -241,14 +254,15 @@ fn varint(b: &mut &[u8]) -> Option<i64> {
 }
 
 /// `len` bytes off the front of `b`; `None` for a negative or too long `len`.
+#[inline(always)]
 fn take<'a>(b: &mut &'a [u8], len: i64) -> Option<&'a [u8]> {
-    let len = usize::try_from(len).ok()?;
-    let (head, rest) = (b.get(..len)?, b.get(len..)?);
+    let (head, rest) = b.split_at_checked(usize::try_from(len).ok()?)?;
     *b = rest;
     Some(head)
 }
 
 /// Like `take`, with -1 meaning null.
+#[inline(always)]
 fn nullable<'a>(b: &mut &'a [u8], len: i64) -> Option<&'a [u8]> {
     if len == -1 {
         Some(&[])

@@ -1,5 +1,12 @@
 //! A partition group's log entries and their results, and where an
-//! `Append`'s records lie in an entry as the Raft log stores it.
+//! `Append`'s records lie in an entry as the Raft log stores it: bincode
+//! writes an entry's fields in order and an `Append`'s records last, as a
+//! length and the bytes themselves, so the stored entry ends with its records
+//! exactly (`records_are_the_stored_suffix` checks it). A batch that starts
+//! `at` bytes into the records is the `batch.len()` bytes ending
+//! `records.len() - at` bytes before the entry's end: the `BatchRef` of
+//! `partition::log` keeps that distance, and
+//! `raft::log_store::Retained::read_entry_tail` reads the batch by it.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -15,17 +22,6 @@ pub enum PartitionCommand {
     /// of each key stays, tombstones stamped before `tombstones_before` go
     /// (`partition::compact`).
     Compact { up_to: i64, tombstones_before: i64 },
-}
-
-/// The `len` bytes that end `from_end` bytes before the end of a stored
-/// entry. bincode writes an entry's fields in order and an `Append`'s records
-/// last, as a length and the bytes themselves, so an `Append` entry's stored
-/// value ends with its records exactly (`records_are_the_stored_suffix`
-/// checks it): a batch that starts `at` bytes into the records is the
-/// `batch.len()` bytes ending `records.len() - at` bytes before the end.
-pub fn stored_records(entry: &[u8], from_end: usize, len: usize) -> Option<&[u8]> {
-    let start = entry.len().checked_sub(from_end)?;
-    entry.get(start..start.checked_add(len)?)
 }
 
 /// Why a partition refused an append; travels in Raft responses.
@@ -83,9 +79,7 @@ mod tests {
                 }),
             };
             let stored = crate::codec::encode("raft entry", &entry).unwrap();
-            assert_eq!(stored_records(&stored, records.len(), records.len()), Some(&records[..]));
-            assert_eq!(stored_records(&stored, records.len() - 12, 12), Some(&b"second batch"[..]));
-            assert_eq!(stored_records(&stored, stored.len() + 1, 1), None);
+            assert!(stored.ends_with(&records), "the records end the stored entry");
         }
     }
 }

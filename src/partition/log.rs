@@ -25,7 +25,6 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::partition::batch::{self, BatchHeader};
-use crate::partition::command::stored_records;
 use crate::raft::log_store;
 use crate::storage::{keys, Cf, GroupId, Storage, StorageError};
 
@@ -40,7 +39,7 @@ pub struct BatchRef {
     /// The Raft index of the entry.
     pub index: u64,
     /// The batch ends this many bytes before the end of the stored entry
-    /// (`command::stored_records`).
+    /// (`partition::command`).
     pub from_end: u32,
     pub len: u32,
     /// The leader epoch stamped into it as it is read.
@@ -185,17 +184,25 @@ impl PartitionLog {
             StoredValue::Inline(b) => out.extend_from_slice(b),
             StoredValue::Ref(r) => {
                 let start = out.len();
-                let found = log_store::with_entry_bytes(&self.storage, self.group, r.index, |entry| {
-                    stored_records(entry, r.from_end as usize, r.len as usize)
-                        .map(|b| out.extend_from_slice(b))
-                })?;
-                if found.flatten().is_none() {
+                if !self.read_ref(&r, r.len as usize, out)? {
                     return Err(StorageError::MissingEntry { group: self.group, index: r.index });
                 }
                 batch::stamp(&mut out[start..], base_offset, r.epoch);
             }
         }
         Ok(())
+    }
+
+    /// Appends the first `len` bytes of the batch `r` points to to `out`,
+    /// read from the Raft entry that appended it; false if it is missing.
+    fn read_ref(&self, r: &BatchRef, len: usize, out: &mut Vec<u8>) -> Result<bool, StorageError> {
+        self.retained.read_entry_tail(
+            &self.storage,
+            r.index,
+            r.from_end as usize,
+            len.min(r.len as usize),
+            out,
+        )
     }
 
     /// Visits every stored value with a base offset in `[from, to)` in order:
@@ -381,15 +388,16 @@ impl PartitionLog {
         let offsets = self.offsets();
         let (from, to) = (self.record_key(offsets.log_start_offset), self.record_key(offsets.high_watermark));
         let mut failure = None;
+        let mut head = Vec::with_capacity(batch::HEADER_LEN);
         self.storage.for_each(Cf::Records, &from, &to, |key, value| {
             let base_offset = key_offset(key);
             let span = match StoredValue::of(value) {
                 StoredValue::Inline(b) => StoredSpan::of_batches(base_offset, b),
                 StoredValue::Ref(r) => {
-                    let header = log_store::with_entry_bytes(&self.storage, self.group, r.index, |entry| {
-                        stored_records(entry, r.from_end as usize, r.len as usize)
-                            .and_then(|b| BatchHeader::parse(b).ok())
-                    });
+                    head.clear();
+                    let header = self
+                        .read_ref(&r, batch::HEADER_LEN, &mut head)
+                        .map(|found| found.then(|| BatchHeader::parse(&head).ok()));
                     match header {
                         Ok(Some(Some(h))) => Some(StoredSpan {
                             base_offset,

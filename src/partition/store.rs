@@ -96,7 +96,7 @@ impl PartitionStore {
             high_watermark: image.state.next_offset,
         };
         let floor = first_ref(&storage, group, image.state.log_start_offset)?;
-        let retained = Arc::new(Retained::new(group, floor));
+        let retained = Arc::new(Retained::open(&storage, group, floor)?);
         let log = Arc::new(PartitionLog::new(storage, group, offsets, retained));
         if let Some(applied) = image.applied.last_applied {
             log.mark_applied([(applied.index, image.state.next_offset)]);
@@ -127,6 +127,7 @@ impl PartitionStore {
     fn commit(&mut self, mut writes: Batch) -> Result<(), storage::StorageError> {
         self.image.put(self.log.group(), &mut writes)?;
         self.log.storage().write(writes)?;
+        self.log.retained().drop_released()?;
         self.appended_from = None;
         self.publish();
         Ok(())

@@ -28,6 +28,7 @@
 //! long expired, so it grants the vote, and a replica that is not caught up
 //! cannot win.
 
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -247,7 +248,7 @@ where
 
 /// Asks the node at `addr` to campaign in `group`.
 pub async fn ask_to_campaign(transport: &Transport, addr: &str, group: GroupId) {
-    let request = RpcRequest { group, kind: RpcKind::Elect, body: Vec::new() };
+    let request = RpcRequest { group, kind: RpcKind::Elect, body: Bytes::new() };
     if let Err(e) = transport.call(addr, &request, ELECT_RPC_TIMEOUT).await {
         tracing::debug!(group, %addr, error = %e, "campaign request failed");
     }

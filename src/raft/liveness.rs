@@ -68,7 +68,7 @@ impl Liveness {
 
 /// A ping names its sender, so the receiver counts it as heard too.
 fn ping_request(from: NodeId) -> Result<RpcRequest, codec::CodecError> {
-    Ok(RpcRequest { group: METADATA_GROUP, kind: RpcKind::Ping, body: codec::encode("ping", &from)? })
+    Ok(RpcRequest { group: METADATA_GROUP, kind: RpcKind::Ping, body: codec::encode("ping", &from)?.into() })
 }
 
 /// The sender of a ping, for the receiving side.

@@ -1,15 +1,18 @@
-//! RocksDB-backed Raft log and vote storage, generic over the group's type
-//! config so the metadata group and every partition group share it. A group's
-//! entries live under `group ++ index` in the `raft_log` column family; its vote
-//! and purge point under `group ++ tag` in `raft_state`. One `WriteBatch` per
+//! Raft log and vote storage, generic over the group's type config so the
+//! metadata group and every partition group share it. A group's entries are
+//! named under `group ++ index` in the `raft_log` column family; its vote and
+//! purge point under `group ++ tag` in `raft_state`. One `WriteBatch` per
 //! append, acknowledged to openraft only after RocksDB has it in its WAL.
 //!
-//! A group whose state machine keeps reading entries after applying them
-//! (a partition's records stay where they were appended: its log *is* the
-//! Raft log) gives the store a `Retained`: purged entries are deleted only
-//! below its floor, and the state machine deletes the rest once it lets go
-//! of them (`Retained::release`). openraft never reads purged entries, so
-//! keeping them is invisible to it.
+//! The metadata group's entries are the `raft_log` values themselves. A
+//! partition group's are its record batches, which stay where they were
+//! appended (its log *is* the Raft log): they are written once, to the
+//! group's segment files (`storage::segments`), and `raft_log` holds each
+//! one's `Location`. Such a group gives the store a `Retained`, which owns
+//! its segments and says what of its log the state machine still reads:
+//! purged entries are deleted only below its floor, and the state machine
+//! deletes the rest once it lets go of them (`Retained::release`). openraft
+//! never reads purged entries, so keeping them is invisible to it.
 //!
 //! The committed log id is not saved (openraft's default): every state machine
 //! persists its last applied id with its state, and committed-but-unapplied
@@ -32,26 +35,101 @@ use serde::Serialize;
 
 use crate::codec;
 use crate::raft::types::NodeId;
+use crate::storage::segments::{Location, Recovered, Segments};
 use crate::storage::{self, keys, Batch, Cf, GroupId, Storage};
 
 const TAG_VOTE: u8 = 1;
 const TAG_PURGED: u8 = 3;
 
-/// What of a group's log its state machine still reads: entries from
+/// The first byte of an entry's value in `raft_log` when the entry's bytes
+/// are in a segment file and the value is its `Location`. A value that is
+/// the entry itself starts with a bincode varint (the term), never 0xFF.
+const LOCATION_TAG: u8 = 0xFF;
+
+fn location_value(location: &Location) -> [u8; 21] {
+    let mut v = [LOCATION_TAG; 21];
+    v[1..].copy_from_slice(&location.encode());
+    v
+}
+
+/// Where a `raft_log` value says its entry is.
+enum Stored<'a> {
+    Inline(&'a [u8]),
+    At(Location),
+}
+
+impl<'a> Stored<'a> {
+    fn of(value: &'a [u8]) -> Self {
+        match value.split_first() {
+            Some((&LOCATION_TAG, rest)) => match Location::decode(rest) {
+                Some(l) => Self::At(l),
+                None => Self::Inline(value),
+            },
+            _ => Self::Inline(value),
+        }
+    }
+}
+
+/// A partition group's entries: written to its segment files
+/// (`storage::segments`, one write per batch), with their `Location`s in
+/// RocksDB; and what of them its state machine still reads, entries from
 /// `floor` on. Purged entries below both the floor and openraft's purge
-/// point may be deleted.
+/// point may be deleted; their segment files go once every entry in them
+/// is (`drop_released`).
 #[derive(Debug)]
 pub struct Retained {
     group: GroupId,
     floor: AtomicU64,
     /// One past the last entry openraft purged.
     purged_end: AtomicU64,
+    /// One past the last entry deleted from RocksDB.
+    released_end: AtomicU64,
+    /// `released_end` when segment files were last dropped for it.
+    dropped_end: AtomicU64,
+    segments: Segments,
 }
 
 impl Retained {
-    /// `floor` is the first entry the state machine reads (`u64::MAX`: none).
-    pub fn new(group: GroupId, floor: u64) -> Self {
-        Self { group, floor: AtomicU64::new(floor), purged_end: AtomicU64::new(0) }
+    /// Opens `group`'s segment files and makes them agree with the entries
+    /// RocksDB names (`Segments::recover`): bytes no entry names are cut
+    /// off, and entries whose bytes were lost (a power loss without
+    /// `fsync`) are forgotten, as a Raft log losing its tail. `floor` is the
+    /// first entry the state machine reads (`u64::MAX`: none).
+    pub fn open(storage: &Storage, group: GroupId, floor: u64) -> Result<Self, storage::StorageError> {
+        let segments = storage.segments(group)?;
+        loop {
+            let last = storage.last_in(Cf::RaftLog, &keys::group_start(group), &keys::group_end(group))?;
+            let location = match &last {
+                Some((_, v)) => match Stored::of(v) {
+                    Stored::At(l) => Some(l),
+                    Stored::Inline(_) => None,
+                },
+                None => None,
+            };
+            match segments.recover(location)? {
+                Recovered::Whole => break,
+                Recovered::Torn { segment, len } => {
+                    let Some((key, _)) = last else { break };
+                    tracing::warn!(
+                        group,
+                        segment,
+                        len,
+                        "a segment file ends before the entries it holds: forgetting them"
+                    );
+                    let mut batch = Batch::default();
+                    batch.delete(Cf::RaftLog, key);
+                    storage.write(batch)?;
+                }
+            }
+        }
+        Ok(Self {
+            group,
+            floor: AtomicU64::new(floor),
+            purged_end: AtomicU64::new(0),
+            released_end: AtomicU64::new(0),
+            dropped_end: AtomicU64::new(0),
+            segments,
+        })
     }
 
     /// The state machine reads entries from `floor` on. It lowers the floor
@@ -66,29 +144,86 @@ impl Retained {
     }
 
     /// Adds to `batch` the deletion of every entry both purged and below
-    /// the floor.
+    /// the floor; once `batch` is written, `drop_released` gives their
+    /// segment files back.
     pub fn release(&self, batch: &mut Batch) {
         let end = self.floor().min(self.purged_end.load(Ordering::SeqCst));
         if end > 0 {
             batch.delete_range(Cf::RaftLog, keys::indexed(self.group, 0), keys::indexed(self.group, end));
+            self.released_end.fetch_max(end, Ordering::SeqCst);
         }
+    }
+
+    /// Deletes the segment files whose entries were all released. Only after
+    /// the release is written: until then RocksDB may still name them.
+    pub fn drop_released(&self) -> Result<(), storage::StorageError> {
+        let end = self.released_end.load(Ordering::SeqCst);
+        if self.dropped_end.swap(end, Ordering::SeqCst) == end {
+            return Ok(());
+        }
+        Ok(self.segments.delete_below(end)?)
+    }
+
+    /// Deletes every segment file (the partition was deleted).
+    pub fn remove_all(&self) -> Result<(), storage::StorageError> {
+        Ok(self.segments.remove_all()?)
     }
 
     fn purged_to(&self, log_id: Option<&LogId<NodeId>>) {
         let end = log_id.map_or(0, |l| l.index.saturating_add(1));
         self.purged_end.fetch_max(end, Ordering::SeqCst);
     }
-}
 
-/// Calls `read` with the stored bytes of entry `index` of `group` (as
-/// encoded by `codec::encode`), if it is there; without copying them.
-pub fn with_entry_bytes<T>(
-    storage: &Storage,
-    group: GroupId,
-    index: u64,
-    read: impl FnOnce(&[u8]) -> T,
-) -> Result<Option<T>, storage::StorageError> {
-    storage.with_value(Cf::RaftLog, keys::indexed(group, index), read)
+    /// Appends to `out` the `len` bytes that end `from_end` bytes before the
+    /// end of entry `index` as stored (`partition::command`);
+    /// false if the entry is not there or is shorter.
+    pub fn read_entry_tail(
+        &self,
+        storage: &Storage,
+        index: u64,
+        from_end: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, storage::StorageError> {
+        let Some(value) = storage.get(Cf::RaftLog, keys::indexed(self.group, index))? else {
+            return Ok(false);
+        };
+        if len > from_end {
+            return Ok(false);
+        }
+        match Stored::of(&value) {
+            Stored::Inline(entry) => {
+                let part = entry.len().checked_sub(from_end).and_then(|start| entry.get(start..start + len));
+                if let Some(part) = part {
+                    out.extend_from_slice(part);
+                }
+                Ok(part.is_some())
+            }
+            Stored::At(l) => {
+                let Some(start) = u64::from(l.len).checked_sub(from_end as u64) else {
+                    return Ok(false);
+                };
+                self.segments.read_into(l.segment, l.offset + start, len, out)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// The bytes of an entry as `raft_log` stores or locates them.
+    fn entry_bytes<'a>(
+        &self,
+        value: &'a [u8],
+        buf: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], storage::StorageError> {
+        match Stored::of(value) {
+            Stored::Inline(entry) => Ok(entry),
+            Stored::At(l) => {
+                buf.clear();
+                self.segments.read_into(l.segment, l.offset, l.len as usize, buf)?;
+                Ok(&buf[..])
+            }
+        }
+    }
 }
 
 /// One group's view of the shared log storage.
@@ -156,6 +291,16 @@ where
         batch.put(Cf::RaftState, keys::tagged(self.group, tag), codec::encode(what, value)?);
         self.storage.write(batch)
     }
+
+    /// The entry a `raft_log` value holds or locates (`buf` holds the bytes
+    /// read from a segment).
+    fn decode_entry(&self, value: &[u8], buf: &mut Vec<u8>) -> Result<C::Entry, storage::StorageError> {
+        let bytes = match &self.retained {
+            Some(retained) => retained.entry_bytes(value, buf)?,
+            None => value,
+        };
+        Ok(codec::decode("raft entry", bytes)?)
+    }
 }
 
 impl<C> RaftLogReader<C> for LogStore<C>
@@ -181,8 +326,9 @@ where
         };
         let mut entries = Vec::new();
         let mut failure = None;
+        let mut buf = Vec::new();
         self.storage
-            .for_each(Cf::RaftLog, &from, &to, |_, v| match codec::decode::<C::Entry>("raft entry", v) {
+            .for_each(Cf::RaftLog, &from, &to, |_, v| match self.decode_entry(v, &mut buf) {
                 Ok(e) => {
                     entries.push(e);
                     true
@@ -219,7 +365,7 @@ where
             .map_err(|e| read_err(&e))?;
         let last_log_id = match last {
             Some((_, v)) => {
-                let entry: C::Entry = codec::decode("raft entry", &v).map_err(|e| read_err(&e))?;
+                let entry = self.decode_entry(&v, &mut Vec::new()).map_err(|e| read_err(&e))?;
                 Some(*entry.get_log_id())
             }
             None => purged,
@@ -246,9 +392,35 @@ where
         I::IntoIter: OptionalSend,
     {
         let mut batch = Batch::default();
-        for entry in entries {
-            let key = keys::indexed(self.group, entry.get_log_id().index);
-            batch.put(Cf::RaftLog, key, codec::encode("raft entry", &entry).map_err(|e| write_err(&e))?);
+        match &self.retained {
+            // The entries' bytes go to the segment files first, then RocksDB
+            // names them: a crash between leaves bytes nobody names, which
+            // `Retained::open` cuts off.
+            Some(retained) => {
+                let mut encoded = Vec::new();
+                let mut spans = Vec::new();
+                for entry in entries {
+                    let start = encoded.len();
+                    codec::encode_into("raft entry", &entry, &mut encoded).map_err(|e| write_err(&e))?;
+                    spans.push((entry.get_log_id().index, start..encoded.len()));
+                }
+                let pieces: Vec<(u64, &[u8])> =
+                    spans.iter().map(|(i, r)| (*i, &encoded[r.clone()])).collect();
+                let locations = retained.segments.append(&pieces).map_err(|e| write_err(&e))?;
+                for ((index, _), location) in spans.iter().zip(locations) {
+                    batch.put(Cf::RaftLog, keys::indexed(self.group, *index), location_value(&location));
+                }
+            }
+            None => {
+                for entry in entries {
+                    let key = keys::indexed(self.group, entry.get_log_id().index);
+                    batch.put(
+                        Cf::RaftLog,
+                        key,
+                        codec::encode("raft entry", &entry).map_err(|e| write_err(&e))?,
+                    );
+                }
+            }
         }
         let result = self.storage.write(batch);
         match result {
@@ -264,9 +436,22 @@ where
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let key = keys::indexed(self.group, log_id.index);
+        let first = match &self.retained {
+            Some(_) => self.storage.get(Cf::RaftLog, key).map_err(|e| write_err(&e))?,
+            None => None,
+        };
         let mut batch = Batch::default();
-        batch.delete_range(Cf::RaftLog, keys::indexed(self.group, log_id.index), keys::group_end(self.group));
-        self.storage.write(batch).map_err(|e| write_err(&e))
+        batch.delete_range(Cf::RaftLog, key, keys::group_end(self.group));
+        self.storage.write(batch).map_err(|e| write_err(&e))?;
+        // The segment files are cut back once RocksDB no longer names what
+        // they lose.
+        if let (Some(retained), Some(value)) = (&self.retained, first) {
+            if let Stored::At(location) = Stored::of(&value) {
+                retained.segments.truncate(location).map_err(|e| write_err(&e))?;
+            }
+        }
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
@@ -287,6 +472,10 @@ where
                 keys::indexed(self.group, log_id.index.saturating_add(1)),
             ),
         }
-        self.storage.write(batch).map_err(|e| write_err(&e))
+        self.storage.write(batch).map_err(|e| write_err(&e))?;
+        if let Some(retained) = &self.retained {
+            retained.drop_released().map_err(|e| write_err(&e))?;
+        }
+        Ok(())
     }
 }

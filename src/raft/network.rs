@@ -139,7 +139,7 @@ impl Transport {
         let reply: RpcReply =
             wire::read_frame(&mut conn, self.max_frame).await?.ok_or(TransportError::Closed)?;
         self.give_back(addr, conn);
-        reply.map_err(TransportError::Refused)
+        reply.map(Vec::from).map_err(TransportError::Refused)
     }
 }
 
@@ -199,7 +199,7 @@ impl<C> GroupClient<C> {
         E: std::error::Error + DeserializeOwned,
     {
         let body = codec::encode("raft rpc", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let request = RpcRequest { group: self.group, kind, body };
+        let request = RpcRequest { group: self.group, kind, body: body.into() };
         let bytes = self
             .transport
             .call(&self.addr, &request, option.hard_ttl())

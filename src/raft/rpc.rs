@@ -6,6 +6,7 @@
 //! forwarded writes) wraps it. A request no handler can take is answered with
 //! an `RpcRefusal`, which the caller's transport reports as such.
 
+use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -72,6 +73,6 @@ where
                 return Err(RpcRefusal::WrongKind { group: self.group, kind })
             }
         };
-        encoded.map_err(|_| RpcRefusal::Unencodable(kind))
+        encoded.map(Bytes::from).map_err(|_| RpcRefusal::Unencodable(kind))
     }
 }

@@ -8,6 +8,7 @@
 //! `storage::decode`. Peers keep pooled connections open between calls, so
 //! there is no idle close here.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,7 +102,7 @@ async fn route(registry: &Registry, req: RpcRequest) -> RpcReply {
         let from = crate::raft::liveness::ping_sender(&req.body)
             .map_err(|_| RpcRefusal::Undecodable(RpcKind::Ping))?;
         registry.liveness().heard(from);
-        return Ok(Vec::new());
+        return Ok(Bytes::new());
     }
     let handler = registry.handler(req.group).ok_or(RpcRefusal::NotHosted(req.group))?;
     handler.handle(req.kind, &req.body).await

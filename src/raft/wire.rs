@@ -2,6 +2,7 @@
 //! body. Requests are tagged with their Raft group, so every group of a node
 //! shares the same few connections to each peer.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -28,8 +29,10 @@ pub enum RpcKind {
 pub struct RpcRequest {
     pub group: GroupId,
     pub kind: RpcKind,
-    /// The bincode-encoded openraft request.
-    pub body: Vec<u8>,
+    /// The bincode-encoded openraft request. `Bytes`, not `Vec<u8>`: serde
+    /// moves it as one byte string (a `Vec<u8>` goes byte by byte, which was
+    /// a sixth of a 3-node cluster's CPU under produce load).
+    pub body: Bytes,
 }
 
 /// Why a node did not route a request to Raft.
@@ -47,7 +50,7 @@ pub enum RpcRefusal {
 
 /// `Ok` holds the bincode-encoded `Result` that the target's Raft returned;
 /// `Err` says why the target could not route the request at all.
-pub type RpcReply = Result<Vec<u8>, RpcRefusal>;
+pub type RpcReply = Result<Bytes, RpcRefusal>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -61,15 +64,19 @@ pub enum WireError {
     Codec(#[from] crate::codec::CodecError),
 }
 
+/// Writes `value` as one frame, in one write: the body is encoded after
+/// room left for its length, so neither a second system call nor a copy of
+/// the body is needed.
 pub async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
     w: &mut W,
     value: &T,
 ) -> Result<(), WireError> {
-    let body = codec::encode("rpc frame", value)?;
-    let len = u32::try_from(body.len())
-        .map_err(|_| WireError::TooLarge { size: body.len(), max: u32::MAX as usize })?;
-    w.write_all(&len.to_be_bytes()).await?;
-    w.write_all(&body).await?;
+    let mut frame = vec![0u8; 4];
+    codec::encode_into("rpc frame", value, &mut frame)?;
+    let size = frame.len() - 4;
+    let len = u32::try_from(size).map_err(|_| WireError::TooLarge { size, max: u32::MAX as usize })?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&frame).await?;
     w.flush().await?;
     Ok(())
 }

@@ -1,10 +1,14 @@
-//! The broker's one RocksDB instance. Owns the column families, the fsync
-//! policy and every read and write of the database; no other module touches a
-//! raw `DB` (STYLE.md, module map).
+//! The broker's storage: its one RocksDB instance, and the segment files
+//! partition groups write their Raft entries to (`segments`). Owns the column
+//! families, the fsync policy and every read and write of the database; no
+//! other module touches a raw `DB` (STYLE.md, module map). Under the data
+//! directory: `db/` (RocksDB) and `segments/` (a directory per partition
+//! group).
 //!
 //! Column families, each keyed by `storage::keys` (group-prefixed, big-endian):
-//! - `raft_log`: Raft log entries of every group, `group ++ index` (large
-//!   ones in blob files: `cf_options`).
+//! - `raft_log`: Raft log entries of every group, `group ++ index`: the entry
+//!   itself (the metadata group) or where in its group's segment files it is
+//!   (partition groups: `raft::log_store`).
 //! - `raft_state`: per-group vote, committed and purged log ids.
 //! - `state`: per-group state machine state (metadata state, partition state).
 //! - `records`: partition logs, `group ++ base_offset` → where the batch is
@@ -16,8 +20,9 @@
 //! default is `false`, as in Kafka (`log.flush.interval.messages` unset).
 
 pub mod keys;
+pub mod segments;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
@@ -62,6 +67,8 @@ pub enum StorageError {
     Codec(#[from] CodecError),
     #[error("group {group}: Raft entry {index}, which holds stored records, is missing")]
     MissingEntry { group: GroupId, index: u64 },
+    #[error(transparent)]
+    Segment(#[from] segments::SegmentError),
 }
 
 /// The broker's database. Cheap to share behind an `Arc`; RocksDB does its own
@@ -69,6 +76,8 @@ pub enum StorageError {
 pub struct Storage {
     db: DB,
     fsync: bool,
+    segments: PathBuf,
+    segment_bytes: u64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -104,39 +113,39 @@ impl Batch {
     }
 }
 
-/// Large Raft entries (a partition's record batches: its log lives there,
-/// `partition::log`) go to blob files, written once when the memtable is
-/// flushed and never rewritten by compaction, which then moves only keys and
-/// small entries; a deleted range's blob files are dropped by blob garbage
-/// collection. Batches are stored as clients sent them (compressed or not, as
-/// Kafka does): compressing them again only costs CPU.
-const BLOB_MIN_BYTES: u64 = 4096;
-
-fn cf_options(cf: Cf) -> Options {
-    let mut o = Options::default();
-    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    match cf {
-        Cf::RaftLog => {
-            o.set_enable_blob_files(true);
-            o.set_min_blob_size(BLOB_MIN_BYTES);
-            o.set_blob_compression_type(rocksdb::DBCompressionType::None);
-            o.set_enable_blob_gc(true);
-        }
-        Cf::RaftState | Cf::State | Cf::Records => {}
-    }
-    o
-}
+/// Segment size when none is configured (`log_segment_bytes`).
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
 impl Storage {
+    /// Opens (or creates) the storage under `dir` with the default segment
+    /// size.
     pub fn open(dir: &Path, fsync: bool) -> Result<Self, StorageError> {
+        Self::open_with(dir, fsync, DEFAULT_SEGMENT_BYTES)
+    }
+
+    /// Opens (or creates) the storage under `dir`; partition groups' segment
+    /// files roll over at `segment_bytes`.
+    pub fn open_with(dir: &Path, fsync: bool, segment_bytes: u64) -> Result<Self, StorageError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.increase_parallelism(2);
-        let cfs = Cf::ALL.iter().map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
-        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
-        Ok(Self { db, fsync })
+        // Values are small: record batches are in segment files, the rest
+        // is state, references and metadata entries.
+        let cfs = Cf::ALL.iter().map(|&cf| {
+            let mut o = Options::default();
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(cf.name(), o)
+        });
+        let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
+        Ok(Self { db, fsync, segments: dir.join("segments"), segment_bytes })
+    }
+
+    /// The segment files of `group` (`segments::Segments::recover` them
+    /// before use).
+    pub fn segments(&self, group: GroupId) -> Result<segments::Segments, StorageError> {
+        Ok(segments::Segments::open(&self.segments, group, self.fsync, self.segment_bytes)?)
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -211,13 +220,16 @@ impl Storage {
         Ok(iter.next().transpose()?)
     }
 
-    /// Removes every key of `group` from every column family.
+    /// Removes every key of `group` from every column family, then its
+    /// segment files.
     pub fn drop_group(&self, group: GroupId) -> Result<(), StorageError> {
         let mut batch = Batch::default();
         for cf in Cf::ALL {
             batch.delete_range(cf, keys::group_start(group), keys::group_end(group));
         }
-        self.write(batch)
+        self.write(batch)?;
+        self.segments(group)?.remove_all()?;
+        Ok(())
     }
 
     /// Flushes memtables and the WAL: the last step of a graceful shutdown.

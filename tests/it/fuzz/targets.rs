@@ -202,7 +202,7 @@ fn record_batches() {
 }
 
 fn raft_frame(group: u64, kind: RpcKind, body: Vec<u8>) -> Vec<u8> {
-    let encoded = codec::encode("rpc", &RpcRequest { group, kind, body }).expect("encode");
+    let encoded = codec::encode("rpc", &RpcRequest { group, kind, body: body.into() }).expect("encode");
     let mut frame = (encoded.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&encoded);
     frame
@@ -233,7 +233,11 @@ async fn raft_seeds() -> Vec<Vec<u8>> {
     let state = b.broker().metadata.state();
     let group = state.topic("raft-seed").expect("topic").partitions[0].group;
     let mut meta_log = LogStore::<MetaConfig>::new(storage.clone(), METADATA_GROUP);
-    let mut part_log = LogStore::<PartConfig>::new(storage.clone(), group);
+    // A partition's entries are in its segment files, which its replica's
+    // `Retained` owns.
+    let replica = b.broker().partitions.get("raft-seed", 0).expect("replica");
+    let mut part_log =
+        LogStore::<PartConfig>::retaining(storage.clone(), group, replica.log.retained().clone());
     let meta = entries(&mut meta_log, 0..).await;
     let part = entries(&mut part_log, 0..).await;
     assert!(!meta.is_empty() && !part.is_empty());
@@ -286,7 +290,7 @@ async fn raft_seeds() -> Vec<Vec<u8>> {
     seeds.push(raft_frame(group, RpcKind::Elect, Vec::new()));
     // Replies, as a node's client side reads them.
     let reply = |body: Vec<u8>| {
-        let encoded = codec::encode("reply", &RpcReply::Ok(body)).expect("encode");
+        let encoded = codec::encode("reply", &RpcReply::Ok(body.into())).expect("encode");
         let mut frame = (encoded.len() as u32).to_be_bytes().to_vec();
         frame.extend_from_slice(&encoded);
         frame
