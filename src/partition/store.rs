@@ -320,6 +320,9 @@ impl ImageState for PartitionStore {
             marks.push((index, self.image.state.next_offset));
         }
         self.commit(writes)?;
+        if let Some(&(last, _)) = marks.last() {
+            self.log.retained().mark_applied(last);
+        }
         self.log.mark_applied(marks);
         Ok(responses)
     }

@@ -20,7 +20,6 @@
 //! RocksDB write per commit on the produce path.
 
 use std::fmt::Debug;
-use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec;
+use crate::raft::tail::Tail;
 use crate::raft::types::NodeId;
 use crate::storage::segments::{Location, Recovered, Segments};
 use crate::storage::{self, keys, Batch, Cf, GroupId, Storage};
@@ -86,6 +86,9 @@ pub struct Retained {
     released_end: AtomicU64,
     /// `released_end` when segment files were last dropped for it.
     dropped_end: AtomicU64,
+    /// The last entry the state machine applied: the log store's `Tail`
+    /// need not keep it any more.
+    applied: AtomicU64,
     segments: Segments,
 }
 
@@ -128,8 +131,14 @@ impl Retained {
             purged_end: AtomicU64::new(0),
             released_end: AtomicU64::new(0),
             dropped_end: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
             segments,
         })
+    }
+
+    /// The state machine applied the entries up to `index`.
+    pub fn mark_applied(&self, index: u64) {
+        self.applied.fetch_max(index, Ordering::SeqCst);
     }
 
     /// The state machine reads entries from `floor` on. It lowers the floor
@@ -227,32 +236,42 @@ impl Retained {
 }
 
 /// One group's view of the shared log storage.
-pub struct LogStore<C> {
+pub struct LogStore<C: RaftTypeConfig> {
     storage: Arc<Storage>,
     group: GroupId,
     retained: Option<Arc<Retained>>,
-    _config: PhantomData<fn() -> C>,
+    /// A partition group's newest entries (`raft::tail`).
+    tail: Option<Arc<Tail<C::Entry>>>,
 }
 
-impl<C> Clone for LogStore<C> {
+impl<C: RaftTypeConfig> Clone for LogStore<C> {
     fn clone(&self) -> Self {
         Self {
             storage: self.storage.clone(),
             group: self.group,
             retained: self.retained.clone(),
-            _config: PhantomData,
+            tail: self.tail.clone(),
         }
     }
 }
 
-impl<C> LogStore<C> {
+impl<C: RaftTypeConfig> LogStore<C> {
     pub fn new(storage: Arc<Storage>, group: GroupId) -> Self {
-        Self { storage, group, retained: None, _config: PhantomData }
+        Self { storage, group, retained: None, tail: None }
     }
 
-    /// A store whose purges keep what `retained` says the state machine reads.
+    /// A partition group's store: its entries in the segment files
+    /// `retained` owns, and its purges keeping what `retained` says the state
+    /// machine reads.
     pub fn retaining(storage: Arc<Storage>, group: GroupId, retained: Arc<Retained>) -> Self {
-        Self { storage, group, retained: Some(retained), _config: PhantomData }
+        Self { storage, group, retained: Some(retained), tail: Some(Arc::default()) }
+    }
+
+    /// The tail, rid of what the state machine applied.
+    fn tail(&self) -> Option<&Tail<C::Entry>> {
+        let (tail, retained) = (self.tail.as_deref()?, self.retained.as_deref()?);
+        tail.evict_through(retained.applied.load(Ordering::SeqCst));
+        Some(tail)
     }
 }
 
@@ -267,7 +286,7 @@ fn write_err(e: &(impl std::error::Error + 'static)) -> StorageError<NodeId> {
 impl<C> LogStore<C>
 where
     C: RaftTypeConfig<NodeId = NodeId>,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     fn read_state<T: DeserializeOwned>(
         &self,
@@ -306,7 +325,7 @@ where
 impl<C> RaftLogReader<C> for LogStore<C>
 where
     C: RaftTypeConfig<NodeId = NodeId>,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -317,6 +336,14 @@ where
             Bound::Excluded(i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i.checked_add(1),
+            Bound::Excluded(i) => Some(*i),
+            Bound::Unbounded => None,
+        };
+        if let Some(kept) = end.and_then(|end| self.tail()?.get(start, end)) {
+            return Ok(kept);
+        }
         let from = keys::indexed(self.group, start);
         let to: Vec<u8> = match range.end_bound() {
             Bound::Included(i) if *i == u64::MAX => keys::group_end(self.group).to_vec(),
@@ -349,7 +376,7 @@ where
 impl<C> RaftLogStorage<C> for LogStore<C>
 where
     C: RaftTypeConfig<NodeId = NodeId>,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     type LogReader = Self;
 
@@ -392,6 +419,8 @@ where
         I::IntoIter: OptionalSend,
     {
         let mut batch = Batch::default();
+        // A partition group's entries, kept in its tail once written.
+        let mut appended = Vec::new();
         match &self.retained {
             // The entries' bytes go to the segment files first, then RocksDB
             // names them: a crash between leaves bytes nobody names, which
@@ -402,7 +431,9 @@ where
                 for entry in entries {
                     let start = encoded.len();
                     codec::encode_into("raft entry", &entry, &mut encoded).map_err(|e| write_err(&e))?;
-                    spans.push((entry.get_log_id().index, start..encoded.len()));
+                    let index = entry.get_log_id().index;
+                    spans.push((index, start..encoded.len()));
+                    appended.push((index, entry, encoded.len() - start));
                 }
                 let pieces: Vec<(u64, &[u8])> =
                     spans.iter().map(|(i, r)| (*i, &encoded[r.clone()])).collect();
@@ -425,6 +456,11 @@ where
         let result = self.storage.write(batch);
         match result {
             Ok(()) => {
+                if let Some(tail) = self.tail() {
+                    for (index, entry, size) in appended {
+                        tail.push(index, entry, size);
+                    }
+                }
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -441,6 +477,9 @@ where
             Some(_) => self.storage.get(Cf::RaftLog, key).map_err(|e| write_err(&e))?,
             None => None,
         };
+        if let Some(tail) = &self.tail {
+            tail.truncate(log_id.index);
+        }
         let mut batch = Batch::default();
         batch.delete_range(Cf::RaftLog, key, keys::group_end(self.group));
         self.storage.write(batch).map_err(|e| write_err(&e))?;
@@ -465,6 +504,9 @@ where
             Some(retained) => {
                 retained.purged_to(Some(&log_id));
                 retained.release(&mut batch);
+                if let Some(tail) = &self.tail {
+                    tail.evict_through(log_id.index);
+                }
             }
             None => batch.delete_range(
                 Cf::RaftLog,

@@ -14,6 +14,7 @@ pub mod network;
 pub mod registry;
 pub mod rpc;
 pub mod server;
+pub mod tail;
 pub mod types;
 pub mod wire;
 
