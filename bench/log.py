@@ -18,6 +18,16 @@ catch-up: three brokers, node 3 killed, LOG_DOWN_SECONDS (default 60) of
   produce at full rate, node 3 started again: records/s it catches up at and
   the time until every replica it holds has the leader's high watermark and
   it is back in every ISR.
+latency: one broker, 6 partitions, records sent at LOG_LATENCY_RATE records/s
+  (default: a tenth of the node section's produce median in the same run,
+  else of LOG_PEAK, default 2,000,000) for 10 s, librdkafka's default producer
+  and consumer settings (acks=all): end-to-end p50/p99/max, send to receive.
+load: three brokers with LOG_LOAD_TOPICS (default 120) topics of 10
+  partitions, RF=3 (1,200 partitions, a replica of each on every node), a
+  default-settings producer writing to all of them, a consumer group reading
+  them all and a topic created and deleted every second, for LOG_LOAD_SECONDS
+  (default 60): each node's resident memory sampled twice a second (peak,
+  and its swing over the last half of the run).
 
 Every figure comes with the load average of the machine when it was taken.
 """
@@ -29,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -42,6 +53,10 @@ RUNS = int(os.environ.get("LOG_RUNS", "3"))
 DOWN_SECONDS = int(os.environ.get("LOG_DOWN_SECONDS", "60"))
 PARTITIONS = 6
 TICKS = os.sysconf("SC_CLK_TCK")
+CONSUME_PERF = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/raftka-target")),
+                            "release", "consume-perf")
+# The node section's produce median, for the latency section's rate.
+peak = {}
 
 
 def cpu_ms(pid):
@@ -99,6 +114,7 @@ def node():
                 print(f"  consume run {run + 1} (load {load}): {line}")
             finally:
                 b.stop()
+    peak["node"] = statistics.median(produced)
     print(f"node: {RECORDS:,} records of 100 bytes, {PARTITIONS} partitions, acks=all; medians of {RUNS}: "
           f"produce {statistics.median(produced):,.0f} records/s at {statistics.median(cpu):.0f} ms broker "
           f"CPU per million, consume {statistics.median(consumed):,.0f} records/s")
@@ -199,7 +215,101 @@ def catch_up():
             c.run("down")
 
 
+def latency():
+    rate = int(os.environ.get("LOG_LATENCY_RATE", "0")) or \
+        int(peak.get("node", float(os.environ.get("LOG_PEAK", "2000000"))) / 10)
+    seconds = 10
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Broker(os.path.join(tmp, "b"), env={"RUST_LOG": "warn"}).start()
+        try:
+            create_topic(f"127.0.0.1:{b.http_port}", "lat", PARTITIONS, 1)
+            load = loadavg()
+            out = subprocess.run([CONSUME_PERF, "e2e", b.bootstrap, "lat", str(PARTITIONS), str(rate), str(seconds)],
+                                 capture_output=True, text=True, timeout=seconds * 6 + 60)
+            assert out.returncode == 0, out.stderr[-2000:]
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"latency (load {load}): {rate:,} records/s of 100 bytes for {seconds} s over {PARTITIONS} "
+                  f"partitions, librdkafka defaults (linger.ms 5), acks=all: end-to-end p50 {got['p50_ms']:.2f} ms, "
+                  f"p99 {got['p99_ms']:.2f} ms, max {got['max_ms']:.2f} ms")
+        finally:
+            b.stop()
+
+
+def load_test():
+    from confluent_kafka import Consumer, Producer
+    topics = int(os.environ.get("LOG_LOAD_TOPICS", "120"))
+    seconds = int(os.environ.get("LOG_LOAD_SECONDS", "60"))
+    with tempfile.TemporaryDirectory() as tmp:
+        c = Cluster(tmp, 3)
+        c.run("up", 3)
+        try:
+            names = [f"load-{i}" for i in range(topics)]
+            for name in names:
+                create_topic(c.http_addr(1 + names.index(name) % 3), name, 10, 3)
+            rss_idle = [proc_kib(c.pid(n), "VmRSS") for n in (1, 2, 3)]
+            stop = threading.Event()
+            sent = [0]
+
+            def produce():
+                p = Producer({"bootstrap.servers": c.bootstrap()})
+                i = 0
+                while not stop.is_set():
+                    try:
+                        p.produce(names[i % topics], b"x" * 100)
+                        sent[0] += 1
+                    except BufferError:
+                        p.poll(0.01)
+                    i += 1
+                    if i % 100 == 0:
+                        p.poll(0)
+                p.flush(30)
+
+            def consume():
+                k = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "load",
+                              "auto.offset.reset": "earliest"})
+                k.subscribe(["^load-.*"])
+                while not stop.is_set():
+                    k.consume(1000, timeout=0.5)
+                k.close()
+
+            def churn():
+                i = 0
+                while not stop.wait(1.0):
+                    name = f"churn-{i}"
+                    try:
+                        create_topic(c.http_addr(1), name, 4, 3)
+                        http(c.http_addr(2), "DELETE", f"/v1/topics/{name}")
+                    except OSError:
+                        pass
+                    i += 1
+
+            threads = [threading.Thread(target=f) for f in (produce, consume, churn)]
+            for t in threads:
+                t.start()
+            load = loadavg()
+            samples = []
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                samples.append([proc_kib(c.pid(n), "VmRSS") for n in (1, 2, 3)])
+                time.sleep(0.5)
+            stop.set()
+            for t in threads:
+                t.join(60)
+            late = samples[len(samples) // 2:]
+            for n in range(3):
+                peak_mib = max(s[n] for s in samples) / 1024
+                swing = (max(s[n] for s in late) - min(s[n] for s in late)) / 1024
+                print(f"  node {n + 1}: RSS {rss_idle[n] / 1024:.0f} MiB with the topics idle, peak {peak_mib:.0f} MiB "
+                      f"under load, swing {swing:.0f} MiB over the last {seconds // 2} s")
+            print(f"load (load {load} at start): {topics * 10} partitions RF=3 on 3 nodes, {sent[0]:,} records "
+                  f"produced in {seconds} s, a consumer group on all topics, a topic created and deleted every "
+                  f"second")
+        finally:
+            c.run("down")
+
+
 if __name__ == "__main__":
-    sections = {"node": node, "cluster": cluster, "memory": memory, "catch-up": catch_up}
+    sections = {"node": node, "cluster": cluster, "memory": memory, "catch-up": catch_up, "latency": latency,
+                "load": load_test}
     for name in sys.argv[1:] or sections:
         sections[name]()

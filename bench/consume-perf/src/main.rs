@@ -4,7 +4,9 @@
 //! raw batching fetcher (`raw.rs`). The librdkafka figure is also given from
 //! the first record on (`after_first_rps`): the client takes about half a
 //! second to start (metadata, coordinator, offset lookup) before it fetches. `consume-perf latency BOOTSTRAP TOPIC`
-//! measures end-to-end latency at 10,000 records/s instead (`latency.rs`).
+//! measures end-to-end latency at 10,000 records/s instead (`latency.rs`), and
+//! `consume-perf e2e BOOTSTRAP TOPIC PARTITIONS RATE SECONDS` at any rate over
+//! several partitions, with librdkafka's default settings.
 
 mod latency;
 mod raw;
@@ -19,8 +21,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if let [_, mode, bootstrap, topic] = args.as_slice() {
         if mode == "latency" {
-            let (p50, p99) = latency::run(bootstrap, topic, 10_000, 5)?;
+            let (p50, p99, _) = latency::run(bootstrap, topic, 1, 10_000, 5, latency::Clients::Tuned)?;
             println!("{{\"p50_ms\": {p50:.3}, \"p99_ms\": {p99:.3}}}");
+            return Ok(());
+        }
+    }
+    if let [_, mode, bootstrap, topic, partitions, rate, seconds] = args.as_slice() {
+        if mode == "e2e" {
+            let clients = latency::Clients::Defaults;
+            let (p50, p99, max) =
+                latency::run(bootstrap, topic, partitions.parse()?, rate.parse()?, seconds.parse()?, clients)?;
+            println!("{{\"p50_ms\": {p50:.3}, \"p99_ms\": {p99:.3}, \"max_ms\": {max:.3}}}");
             return Ok(());
         }
     }
