@@ -215,6 +215,18 @@ def catch_up():
             c.run("down")
 
 
+def histogram_p99(metrics, name, labels=""):
+    """The upper bound (ms) of the bucket holding the 99th percentile of a
+    Prometheus histogram in `metrics` (the text of /metrics)."""
+    buckets = []
+    for line in metrics.splitlines():
+        m = re.match(rf'{name}_bucket{{le="([^"]+)"{"," + labels if labels else ""}}} (\d+)', line)
+        if m:
+            buckets.append((float(m.group(1)), int(m.group(2))))
+    total = buckets[-1][1] if buckets else 0
+    return next((le * 1000 for le, n in buckets if n >= 0.99 * total), float("nan"))
+
+
 def latency():
     rate = int(os.environ.get("LOG_LATENCY_RATE", "0")) or \
         int(peak.get("node", float(os.environ.get("LOG_PEAK", "2000000"))) / 10)
@@ -228,9 +240,13 @@ def latency():
                                  capture_output=True, text=True, timeout=seconds * 6 + 60)
             assert out.returncode == 0, out.stderr[-2000:]
             got = json.loads(out.stdout.strip().splitlines()[-1])
+            with urllib.request.urlopen(f"http://127.0.0.1:{b.http_port}/metrics", timeout=10) as r:
+                metrics = r.read().decode()
+            produce_p99 = histogram_p99(metrics, "raftka_kafka_request_duration_seconds", 'api="Produce"')
             print(f"latency (load {load}): {rate:,} records/s of 100 bytes for {seconds} s over {PARTITIONS} "
                   f"partitions, librdkafka defaults (linger.ms 5), acks=all: end-to-end p50 {got['p50_ms']:.2f} ms, "
-                  f"p99 {got['p99_ms']:.2f} ms, max {got['max_ms']:.2f} ms")
+                  f"p99 {got['p99_ms']:.2f} ms, max {got['max_ms']:.2f} ms; the broker's own Produce p99 "
+                  f"<= {produce_p99:.2f} ms")
         finally:
             b.stop()
 

@@ -109,6 +109,9 @@ impl<'a> StoredValue<'a> {
 pub struct LogOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// Stored bytes of the retained batches (what `retention.bytes` is
+    /// measured against).
+    pub size_bytes: u64,
 }
 
 /// Result of a read: whole batches, concatenated.
@@ -289,7 +292,7 @@ impl PartitionLog {
     /// up to `max_bytes` (always at least one batch, as Kafka does since
     /// KIP-74, so a consumer can make progress past a large batch).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadBatches, ReadError> {
-        let LogOffsets { log_start_offset, high_watermark } = self.offsets();
+        let LogOffsets { log_start_offset, high_watermark, .. } = self.offsets();
         if offset < log_start_offset || offset > high_watermark {
             return Err(ReadError::OffsetOutOfRange { offset, log_start_offset, high_watermark });
         }

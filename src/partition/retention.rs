@@ -44,11 +44,52 @@ pub struct BatchSpan {
     pub bytes: u64,
 }
 
-/// Where the log may start now, with the bytes removed, or `None` if nothing
-/// expires. Batches go oldest first; time retention stops at the first batch
-/// that is still young, and size retention removes a batch only if what is
-/// left still holds `retention_bytes` (as Kafka does with segments: the log
-/// is never emptied by size, however large its newest batch).
+/// Decides, batch by batch from the oldest, where the log may start now.
+/// Time retention stops at the first batch that is still young, and size
+/// retention removes a batch only if what is left still holds
+/// `retention_bytes` (as Kafka does with segments: the log is never emptied
+/// by size, however large its newest batch). The first batch kept ends the
+/// walk, so a check reads only the batches that go and one more, whatever
+/// the length of the log.
+#[derive(Debug, Clone, Copy)]
+pub struct TrimPoint {
+    now_ms: i64,
+    retention_ms: i64,
+    retention_bytes: i64,
+    total_bytes: u64,
+    removed: u64,
+    start: Option<i64>,
+}
+
+impl TrimPoint {
+    pub fn new(now_ms: i64, retention_ms: i64, retention_bytes: i64, total_bytes: u64) -> Self {
+        Self { now_ms, retention_ms, retention_bytes, total_bytes, removed: 0, start: None }
+    }
+
+    /// Takes the next batch; false once it stays (nothing after it goes).
+    pub fn offer(&mut self, b: &BatchSpan) -> bool {
+        let expired = self.retention_ms >= 0 && b.max_timestamp < self.now_ms.saturating_sub(self.retention_ms);
+        let oversize = self.retention_bytes >= 0
+            && self
+                .total_bytes
+                .saturating_sub(self.removed)
+                .checked_sub(b.bytes)
+                .is_some_and(|left| left >= self.retention_bytes as u64);
+        if !(expired || oversize) {
+            return false;
+        }
+        self.removed += b.bytes;
+        self.start = Some(b.next_offset);
+        true
+    }
+
+    /// The new log start with the bytes removed, or `None` if nothing goes.
+    pub fn result(&self) -> Option<(i64, u64)> {
+        self.start.map(|s| (s, self.removed))
+    }
+}
+
+/// `TrimPoint` over a list of batches.
 pub fn trim_point(
     batches: &[BatchSpan],
     now_ms: i64,
@@ -56,22 +97,13 @@ pub fn trim_point(
     retention_bytes: i64,
     total_bytes: u64,
 ) -> Option<(i64, u64)> {
-    let mut removed = 0u64;
-    let mut start = None;
+    let mut point = TrimPoint::new(now_ms, retention_ms, retention_bytes, total_bytes);
     for b in batches {
-        let expired = retention_ms >= 0 && b.max_timestamp < now_ms.saturating_sub(retention_ms);
-        let oversize = retention_bytes >= 0
-            && total_bytes
-                .saturating_sub(removed)
-                .checked_sub(b.bytes)
-                .is_some_and(|left| left >= retention_bytes as u64);
-        if !(expired || oversize) {
+        if !point.offer(b) {
             break;
         }
-        removed += b.bytes;
-        start = Some(b.next_offset);
     }
-    start.map(|s| (s, removed))
+    point.result()
 }
 
 fn now_ms() -> i64 {
@@ -82,25 +114,21 @@ async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Durati
     if effective.retention_ms < 0 && effective.retention_bytes < 0 {
         return;
     }
-    let mut spans = Vec::new();
-    let mut total = 0u64;
+    let total = handle.log.offsets().size_bytes;
+    let mut point = TrimPoint::new(now_ms(), effective.retention_ms, effective.retention_bytes, total);
     let visited = handle.log.visit_stored(|v| {
-        total += v.len as u64;
-        spans.push(BatchSpan {
+        point.offer(&BatchSpan {
             base_offset: v.base_offset,
             next_offset: v.last_offset + 1,
             max_timestamp: v.max_timestamp,
             bytes: v.len as u64,
-        });
-        true
+        })
     });
     if let Err(e) = visited {
         tracing::warn!(topic = %handle.topic, partition = handle.partition, error = %e, "retention scan failed");
         return;
     }
-    let Some((log_start_offset, removed_bytes)) =
-        trim_point(&spans, now_ms(), effective.retention_ms, effective.retention_bytes, total)
-    else {
+    let Some((log_start_offset, removed_bytes)) = point.result() else {
         return;
     };
     let cmd = PartitionCommand::Trim { log_start_offset, removed_bytes };

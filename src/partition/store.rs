@@ -94,6 +94,7 @@ impl PartitionStore {
         let offsets = LogOffsets {
             log_start_offset: image.state.log_start_offset,
             high_watermark: image.state.next_offset,
+            size_bytes: image.state.size_bytes,
         };
         let floor = first_ref(&storage, group, image.state.log_start_offset)?;
         let retained = Arc::new(Retained::open(&storage, group, floor)?);
@@ -119,6 +120,7 @@ impl PartitionStore {
         self.log.publish(LogOffsets {
             log_start_offset: self.image.state.log_start_offset,
             high_watermark: self.image.state.next_offset,
+            size_bytes: self.image.state.size_bytes,
         });
     }
 
