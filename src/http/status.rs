@@ -56,6 +56,8 @@ pub struct ReplicaDigest {
     /// purged (a replica that holds less must catch up by snapshot).
     pub raft_applied: Option<u64>,
     pub raft_purged: Option<u64>,
+    /// The first Raft index of each of its segment files, oldest first.
+    pub segments: Vec<u64>,
     pub batches: Vec<StoredBatch>,
 }
 
@@ -83,6 +85,7 @@ pub async fn replica(
         high_watermark: offsets.high_watermark,
         raft_applied,
         raft_purged,
+        segments: h.log.retained().segment_firsts(),
         batches,
     }))
 }

@@ -321,6 +321,16 @@ impl PartitionLog {
             true
         })?;
         if let Some(e) = failure {
+            // Retention moved the log start past `offset` while this read
+            // was on its way, and the batches went: as if it had come later.
+            let now = self.offsets();
+            if offset < now.log_start_offset {
+                return Err(ReadError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: now.log_start_offset,
+                    high_watermark: now.high_watermark,
+                });
+            }
             return Err(e.into());
         }
         Ok(out)

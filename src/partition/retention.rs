@@ -68,7 +68,8 @@ impl TrimPoint {
 
     /// Takes the next batch; false once it stays (nothing after it goes).
     pub fn offer(&mut self, b: &BatchSpan) -> bool {
-        let expired = self.retention_ms >= 0 && b.max_timestamp < self.now_ms.saturating_sub(self.retention_ms);
+        let expired =
+            self.retention_ms >= 0 && b.max_timestamp < self.now_ms.saturating_sub(self.retention_ms);
         let oversize = self.retention_bytes >= 0
             && self
                 .total_bytes

@@ -173,9 +173,9 @@ impl Retained {
         Ok(self.segments.delete_below(end)?)
     }
 
-    /// Deletes every segment file (the partition was deleted).
-    pub fn remove_all(&self) -> Result<(), storage::StorageError> {
-        Ok(self.segments.remove_all()?)
+    /// The first index of each segment file, oldest first.
+    pub fn segment_firsts(&self) -> Vec<u64> {
+        self.segments.firsts()
     }
 
     fn purged_to(&self, log_id: Option<&LogId<NodeId>>) {

@@ -15,6 +15,9 @@ from test_cluster import PARTITIONS, Load, check_invariants, create_topic, leade
 # Entries between snapshots and Raft log purges: the scenarios cross it many
 # times per partition.
 SNAPSHOT_LOGS = 100
+# Segment files this small roll over every few hundred records, so the kills
+# land before, during and after roll-overs and segment deletions.
+SEGMENT_BYTES = 32 * 1024
 NODES = (1, 2, 3)
 
 
@@ -40,7 +43,7 @@ def replicas_agree(c, topic, partitions, timeout=90):
 
 
 def test_kill_9_during_produce_and_during_catch_up_loses_nothing(cluster_factory):
-    c = cluster_factory(3, raft_snapshot_logs=SNAPSHOT_LOGS)
+    c = cluster_factory(3, raft_snapshot_logs=SNAPSHOT_LOGS, log_segment_bytes=SEGMENT_BYTES)
     topic = "crash"
     create_topic(c.bootstrap(), topic)
     load = Load(c.bootstrap(), topic).start()
@@ -110,7 +113,7 @@ class KeyedLoad(Load):
 
 def test_kill_9_during_compaction_and_retention_keeps_replicas_identical(cluster_factory):
     c = cluster_factory(3, raft_snapshot_logs=SNAPSHOT_LOGS, log_retention_check_interval_ms=100,
-                        log_cleaner_min_dirty_records=300)
+                        log_cleaner_min_dirty_records=300, log_segment_bytes=SEGMENT_BYTES)
     admin = AdminClient({"bootstrap.servers": c.bootstrap()})
     futures = admin.create_topics([
         NewTopic("compacted", 3, 3, config={"cleanup.policy": "compact"}),
@@ -150,6 +153,11 @@ def test_kill_9_during_compaction_and_retention_keeps_replicas_identical(cluster
     compacted = replicas_agree(c, "compacted", 3)
     expiring = replicas_agree(c, "expiring", 3)
     assert any(r["log_start_offset"] > 0 for r in expiring), "retention removed nothing"
+    for n in NODES:
+        for p in range(3):
+            segments = replica(c, n, "expiring", p)["segments"]
+            assert segments and segments[0] > 1, \
+                f"node {n} kept the first segment file of expiring/{p} after retention: {segments}"
     total = sum(r["high_watermark"] for r in compacted)
     stored = sum(len(r["batches"]) for r in compacted)
     got = read_all_keyed(c, "compacted", 3)

@@ -97,6 +97,9 @@ async fn a_restarted_replica_behind_a_slow_link_catches_up_from_the_log() {
 /// Entries between snapshots in the catch-up tests: a few hundred records
 /// cross it many times over.
 const SNAPSHOT_LOGS: u64 = 50;
+/// Segment files of a few dozen one-record entries: the catch-up tests
+/// cross segment roll-overs and deletions too.
+const SEGMENT_BYTES: u64 = 4096;
 
 /// The preferred replica (first of the replica list) of partition 0.
 fn preferred_replica(cluster: &TestCluster, topic: &str) -> u64 {
@@ -166,7 +169,11 @@ async fn back_and_leading(cluster: &mut TestCluster, returning: u64, topic: &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_down_for_many_snapshot_intervals_catches_up_from_the_log_and_leads() {
-    let mut cluster = TestCluster::start(3, |c| c.raft_snapshot_logs = SNAPSHOT_LOGS).await;
+    let mut cluster = TestCluster::start(3, |c| {
+        c.raft_snapshot_logs = SNAPSHOT_LOGS;
+        c.log_segment_bytes = SEGMENT_BYTES;
+    })
+    .await;
     let mut c = Client::connect(cluster.kafka_addr(1)).await;
     assert_eq!(create_replicated_topic(&mut c, "behind", 1, 3, &[]).await, 0);
     let (returning, expected) = down_while_written(&mut cluster, "behind", 8 * SNAPSHOT_LOGS).await;
@@ -188,6 +195,7 @@ async fn a_replica_down_for_many_snapshot_intervals_catches_up_from_the_log_and_
 async fn a_replica_behind_retention_gets_the_records_in_a_snapshot_and_leads() {
     let mut cluster = TestCluster::start(3, |c| {
         c.raft_snapshot_logs = SNAPSHOT_LOGS;
+        c.log_segment_bytes = SEGMENT_BYTES;
         c.log_retention_check_interval = Duration::from_millis(50);
     })
     .await;
@@ -204,6 +212,18 @@ async fn a_replica_behind_retention_gets_the_records_in_a_snapshot_and_leads() {
         || std::future::ready(purged(&cluster, leader, "expiring") > 40 + 2 * SNAPSHOT_LOGS),
     )
     .await;
+    let segments = cluster
+        .broker(leader)
+        .partitions
+        .get("expiring", 0)
+        .expect("replica")
+        .log
+        .retained()
+        .segment_firsts();
+    assert!(
+        segments.first().is_some_and(|&first| first > 1),
+        "the oldest segment files were deleted: {segments:?}"
+    );
 
     back_and_leading(&mut cluster, returning, "expiring").await;
     // Every replica holds the same retained records: the newest part of
