@@ -159,6 +159,8 @@ impl Core {
             self.transport.clone(),
             self.registry.clone(),
             partition_raft_config(&timing(config), "raftka")?,
+            // A quarter of a frame: room for the request around the entries.
+            config.raft_max_frame_bytes / 4,
         ));
         partitions.reconcile(&metadata.state()).await;
         let shutdown = &self.shutdown;

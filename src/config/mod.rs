@@ -366,6 +366,11 @@ impl Config {
                 "must hold a socket_request_max_bytes frame in 7/8 of it",
             );
         }
+        // One AppendEntries carries at least one entry, which may hold a
+        // whole produce request's batches for its partition.
+        if self.raft_max_frame_bytes < self.socket_request_max_bytes.saturating_add(1 << 20) {
+            return invalid("raft_max_frame_bytes", "must exceed socket_request_max_bytes by at least 1 MiB");
+        }
         if !fits(self.raft_queued_max_bytes, self.raft_max_frame_bytes) {
             return invalid("raft_queued_max_bytes", "must hold a raft_max_frame_bytes frame in 7/8 of it");
         }

@@ -36,6 +36,8 @@ pub struct PartitionManager {
     transport: Arc<Transport>,
     registry: Arc<Registry>,
     raft_config: Arc<openraft::Config>,
+    /// The most entry bytes one AppendEntries carries (`LogStore::with_append_limit`).
+    append_limit: usize,
     // A std lock: read on every produce and fetch, written on topic changes;
     // never held across an await.
     partitions: RwLock<HashMap<Key, PartitionHandle>>,
@@ -48,8 +50,17 @@ impl PartitionManager {
         transport: Arc<Transport>,
         registry: Arc<Registry>,
         raft_config: Arc<openraft::Config>,
+        append_limit: usize,
     ) -> Self {
-        Self { node_id, storage, transport, registry, raft_config, partitions: RwLock::new(HashMap::new()) }
+        Self {
+            node_id,
+            storage,
+            transport,
+            registry,
+            raft_config,
+            append_limit,
+            partitions: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
@@ -167,7 +178,8 @@ impl PartitionManager {
             self.node_id,
             self.raft_config.clone(),
             NetworkFactory::new(self.transport.clone(), self.registry.ballots().clone(), group),
-            LogStore::retaining(self.storage.clone(), group, log.retained().clone()),
+            LogStore::retaining(self.storage.clone(), group, log.retained().clone())
+                .with_append_limit(self.append_limit),
             Machine(store),
         )
         .await?;

@@ -242,6 +242,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     retained: Option<Arc<Retained>>,
     /// A partition group's newest entries (`raft::tail`).
     tail: Option<Arc<Tail<C::Entry>>>,
+    /// The most entry bytes one AppendEntries carries.
+    append_limit: usize,
 }
 
 impl<C: RaftTypeConfig> Clone for LogStore<C> {
@@ -251,20 +253,34 @@ impl<C: RaftTypeConfig> Clone for LogStore<C> {
             group: self.group,
             retained: self.retained.clone(),
             tail: self.tail.clone(),
+            append_limit: self.append_limit,
         }
     }
 }
 
 impl<C: RaftTypeConfig> LogStore<C> {
     pub fn new(storage: Arc<Storage>, group: GroupId) -> Self {
-        Self { storage, group, retained: None, tail: None }
+        Self { storage, group, retained: None, tail: None, append_limit: MAX_APPEND_BYTES }
     }
 
     /// A partition group's store: its entries in the segment files
     /// `retained` owns, and its purges keeping what `retained` says the state
     /// machine reads.
     pub fn retaining(storage: Arc<Storage>, group: GroupId, retained: Arc<Retained>) -> Self {
-        Self { storage, group, retained: Some(retained), tail: Some(Arc::default()) }
+        Self {
+            storage,
+            group,
+            retained: Some(retained),
+            tail: Some(Arc::default()),
+            append_limit: MAX_APPEND_BYTES,
+        }
+    }
+
+    /// At most `bytes` of entries (but always one) per AppendEntries, so
+    /// that its frame stays inside the peers' frame limit.
+    pub fn with_append_limit(mut self, bytes: usize) -> Self {
+        self.append_limit = bytes.clamp(1, MAX_APPEND_BYTES);
+        self
     }
 
     /// The tail, rid of what the state machine applied.
@@ -341,21 +357,62 @@ where
             Bound::Excluded(i) => Some(*i),
             Bound::Unbounded => None,
         };
-        if let Some(kept) = end.and_then(|end| self.tail()?.get(start, end)) {
+        self.read_entries(start, end, usize::MAX).map_err(|e| read_err(&e))
+    }
+
+    /// What one AppendEntries carries: at most the append limit of entries
+    /// (at least one), however many openraft asks for — 300 entries of
+    /// megabyte batches made a frame over the Raft listener's limit and an
+    /// RPC over its deadline, and a replica that had been away never caught
+    /// up.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<C::Entry>, StorageError<NodeId>> {
+        self.read_entries(start, Some(end), self.append_limit).map_err(|e| read_err(&e))
+    }
+}
+
+/// The most entry bytes one AppendEntries carries (`limited_get_log_entries`)
+/// unless a smaller limit is set.
+pub const MAX_APPEND_BYTES: usize = 8 << 20;
+
+impl<C> LogStore<C>
+where
+    C: RaftTypeConfig<NodeId = NodeId>,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    /// The entries `[start, end)` (`None`: to the last), as many of them as
+    /// fit `max_bytes` as stored but at least the first.
+    fn read_entries(
+        &self,
+        start: u64,
+        end: Option<u64>,
+        max_bytes: usize,
+    ) -> Result<Vec<C::Entry>, storage::StorageError> {
+        if let Some(kept) = end.and_then(|end| self.tail()?.get(start, end, max_bytes)) {
             return Ok(kept);
         }
         let from = keys::indexed(self.group, start);
-        let to: Vec<u8> = match range.end_bound() {
-            Bound::Included(i) if *i == u64::MAX => keys::group_end(self.group).to_vec(),
-            Bound::Included(i) => keys::indexed(self.group, i + 1).to_vec(),
-            Bound::Excluded(i) => keys::indexed(self.group, *i).to_vec(),
-            Bound::Unbounded => keys::group_end(self.group).to_vec(),
+        let to: Vec<u8> = match end {
+            Some(end) => keys::indexed(self.group, end).to_vec(),
+            None => keys::group_end(self.group).to_vec(),
         };
         let mut entries = Vec::new();
         let mut failure = None;
         let mut buf = Vec::new();
-        self.storage
-            .for_each(Cf::RaftLog, &from, &to, |_, v| match self.decode_entry(v, &mut buf) {
+        let mut total = 0usize;
+        self.storage.for_each(Cf::RaftLog, &from, &to, |_, v| {
+            let size = match Stored::of(v) {
+                Stored::Inline(e) => e.len(),
+                Stored::At(l) => l.len as usize,
+            };
+            if !entries.is_empty() && total.saturating_add(size) > max_bytes {
+                return false;
+            }
+            total = total.saturating_add(size);
+            match self.decode_entry(v, &mut buf) {
                 Ok(e) => {
                     entries.push(e);
                     true
@@ -364,12 +421,9 @@ where
                     failure = Some(e);
                     false
                 }
-            })
-            .map_err(|e| read_err(&e))?;
-        if let Some(e) = failure {
-            return Err(read_err(&e));
-        }
-        Ok(entries)
+            }
+        })?;
+        failure.map_or(Ok(entries), Err)
     }
 }
 

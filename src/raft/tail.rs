@@ -110,8 +110,9 @@ impl<E> Tail<E> {
 }
 
 impl<E: Clone> Tail<E> {
-    /// The entries `[start, end)`, if every one of them is kept.
-    pub fn get(&self, start: u64, end: u64) -> Option<Vec<E>> {
+    /// The entries `[start, end)` — or as many of them from `start` as fit
+    /// `max_bytes`, at least one — if every one of them is kept.
+    pub fn get(&self, start: u64, end: u64, max_bytes: usize) -> Option<Vec<E>> {
         let kept = self.lock();
         let first = kept.entries.front()?.0;
         let last = kept.entries.back()?.0;
@@ -120,7 +121,16 @@ impl<E: Clone> Tail<E> {
         }
         let from = (start - first) as usize;
         let to = (end - first) as usize;
-        Some(kept.entries.range(from..to).map(|(_, e, _)| e.clone()).collect())
+        let mut total = 0usize;
+        let mut out = Vec::new();
+        for (_, e, size) in kept.entries.range(from..to) {
+            if !out.is_empty() && total.saturating_add(*size) > max_bytes {
+                break;
+            }
+            total = total.saturating_add(*size);
+            out.push(e.clone());
+        }
+        Some(out)
     }
 }
 
@@ -134,17 +144,19 @@ mod tests {
         for i in 5..10 {
             t.push(i, i * 10, 100);
         }
-        assert_eq!(t.get(6, 9), Some(vec![60, 70, 80]));
-        assert_eq!(t.get(4, 9), None, "5 is the first kept");
-        assert_eq!(t.get(8, 11), None, "9 is the last kept");
+        assert_eq!(t.get(6, 9, usize::MAX), Some(vec![60, 70, 80]));
+        assert_eq!(t.get(6, 9, 250), Some(vec![60, 70]), "as many as fit, at least one");
+        assert_eq!(t.get(6, 9, 1), Some(vec![60]));
+        assert_eq!(t.get(4, 9, usize::MAX), None, "5 is the first kept");
+        assert_eq!(t.get(8, 11, usize::MAX), None, "9 is the last kept");
         t.truncate(8);
-        assert_eq!(t.get(5, 8), Some(vec![50, 60, 70]));
+        assert_eq!(t.get(5, 8, usize::MAX), Some(vec![50, 60, 70]));
         t.evict_through(6);
-        assert_eq!(t.get(7, 8), Some(vec![70]));
+        assert_eq!(t.get(7, 8, usize::MAX), Some(vec![70]));
         // A gap starts afresh.
         t.push(20, 200, 100);
-        assert_eq!(t.get(7, 8), None);
-        assert_eq!(t.get(20, 21), Some(vec![200]));
+        assert_eq!(t.get(7, 8, usize::MAX), None);
+        assert_eq!(t.get(20, 21, usize::MAX), Some(vec![200]));
     }
 
     #[test]
@@ -153,7 +165,7 @@ mod tests {
         for i in 0..10 {
             t.push(i, i, GROUP_BYTES / 4);
         }
-        assert_eq!(t.get(6, 10), Some(vec![6, 7, 8, 9]));
-        assert_eq!(t.get(5, 6), None);
+        assert_eq!(t.get(6, 10, usize::MAX), Some(vec![6, 7, 8, 9]));
+        assert_eq!(t.get(5, 6, usize::MAX), None);
     }
 }

@@ -240,3 +240,39 @@ async fn a_replica_behind_retention_gets_the_records_in_a_snapshot_and_leads() {
     assert!(read.len() >= held.len() && read[..] == acked[acked.len() - read.len()..]);
     cluster.shutdown().await;
 }
+
+/// A replica away while megabyte batches were written catches up although
+/// openraft would put 300 entries in one AppendEntries: the log store gives
+/// it at most what fits a quarter of the Raft frame limit (`LogStore::
+/// with_append_limit`). Before, a frame of hundreds of megabytes was refused
+/// by the peer (or outlived its deadline) again and again, and the replica
+/// never caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_away_while_megabyte_batches_were_written_catches_up() {
+    let mut cluster = TestCluster::start(3, |c| {
+        c.socket_request_max_bytes = 2 << 20;
+        c.raft_max_frame_bytes = 12 << 20;
+        c.raft_queued_max_bytes = 32 << 20;
+    })
+    .await;
+    let mut c = Client::connect(cluster.kafka_addr(1)).await;
+    assert_eq!(create_replicated_topic(&mut c, "large", 1, 3, &[]).await, 0);
+    let leader = cluster.agreed_leader("large", 0, &[]).await;
+    let away = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    cluster.stop_node(away).await;
+    let leader = cluster.agreed_leader("large", 0, &[away]).await;
+    // 40 batches of one 900 KB record: 36 MB the returning replica lacks,
+    // three times the frame limit.
+    let values: Vec<String> = (0..40).map(|i| format!("{i:04}").repeat(225_000)).collect();
+    let mut c = Client::connect(cluster.kafka_addr(leader)).await;
+    let mut offsets = Vec::new();
+    for v in &values {
+        let (code, offset) = produce(&mut c, "large", 0, records(&[v], 1_000, Compression::None)).await;
+        assert_eq!(code, 0, "a 900 KB batch is acknowledged");
+        offsets.push(offset);
+    }
+    let expected = acknowledged(&offsets, &values);
+    cluster.start_node(away).await;
+    replica_holds(&cluster, away, "large", &expected).await;
+    cluster.shutdown().await;
+}
