@@ -6,7 +6,7 @@
 //! `at` bytes into the records is the `batch.len()` bytes ending
 //! `records.len() - at` bytes before the entry's end: the `BatchRef` of
 //! `partition::log` keeps that distance, and
-//! `raft::log_store::Retained::read_entry_tail` reads the batch by it.
+//! `raft::retained::Retained::read_entry_tail` reads the batch by it.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

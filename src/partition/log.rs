@@ -25,7 +25,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::partition::batch::{self, BatchHeader};
-use crate::raft::log_store;
+use crate::raft::retained::Retained;
 use crate::storage::{keys, Cf, GroupId, Storage, StorageError};
 
 /// The first byte of a `BatchRef` value. A stored batch starts with its base
@@ -144,7 +144,7 @@ const MARKS: usize = 8_192;
 pub struct PartitionLog {
     storage: Arc<Storage>,
     /// What of the group's Raft log the `BatchRef`s point into.
-    retained: Arc<log_store::Retained>,
+    retained: Arc<Retained>,
     group: GroupId,
     offsets: watch::Sender<LogOffsets>,
     /// (Raft index, high watermark once it was applied), ascending by index.
@@ -162,16 +162,11 @@ fn offset_key(group: GroupId, offset: i64) -> [u8; 16] {
 }
 
 impl PartitionLog {
-    pub fn new(
-        storage: Arc<Storage>,
-        group: GroupId,
-        offsets: LogOffsets,
-        retained: Arc<log_store::Retained>,
-    ) -> Self {
+    pub fn new(storage: Arc<Storage>, group: GroupId, offsets: LogOffsets, retained: Arc<Retained>) -> Self {
         Self { storage, retained, group, offsets: watch::Sender::new(offsets), marks: Mutex::default() }
     }
 
-    pub fn retained(&self) -> &Arc<log_store::Retained> {
+    pub fn retained(&self) -> &Arc<Retained> {
         &self.retained
     }
 

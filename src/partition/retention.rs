@@ -144,7 +144,7 @@ async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Durati
 }
 
 /// Asks openraft to purge the entries below the partition log's floor
-/// (`raft::log_store::Retained`), first taking a snapshot (the image alone:
+/// (`raft::retained::Retained`), first taking a snapshot (the image alone:
 /// cheap) if the last one does not reach that far — openraft purges only
 /// what a snapshot covers.
 async fn purge_released(handle: &PartitionHandle) {

@@ -12,7 +12,7 @@
 //! each entry is). Its entries are deleted only when nothing refers to them
 //! any more — retention moved the log start past them, compaction rewrote
 //! what was below its point into batches stored themselves, the topic was
-//! deleted — and openraft purged them (`raft::log_store::Retained`), a
+//! deleted — and openraft purged them (`raft::retained::Retained`), a
 //! segment file at a time. Measured on one node (6 partitions, 100-byte
 //! records, librdkafka): writing each batch twice (Raft log, then a copy
 //! here) and keeping the Raft log in RocksDB (its WAL, then a blob file at
@@ -50,7 +50,7 @@ use crate::partition::compact::{Latest, Rewrite};
 use crate::partition::log::{BatchRef, LogOffsets, PartitionLog, StoredValue};
 use crate::partition::producers::{Producers, SeqCheck};
 use crate::raft::applied::{Applied, Image, ImageState};
-use crate::raft::log_store::Retained;
+use crate::raft::retained::Retained;
 use crate::raft::types::NodeId;
 use crate::storage::{self, keys, Batch, Cf};
 

@@ -1,9 +1,10 @@
-//! openraft glue shared by every group: type configs, RocksDB log storage,
+//! openraft glue shared by every group: type configs, log storage (RocksDB, and
+//! a partition group's segment files and in-memory tail: `retained`, `tail`),
 //! the multi-raft transport (outgoing pools, incoming server, group registry)
 //! the node-level failure detector, what this node's campaigns learned,
-//! leadership of every group (`leadership`), and the snapshot image both
-//! state machines use. No Kafka meaning here, and no broker `Config`: groups
-//! are configured from a `Timing`.
+//! leadership of every group (`leadership`), and the snapshot image both state
+//! machines use. No Kafka meaning here, and no broker `Config`: groups are
+//! configured from a `Timing`.
 
 pub mod applied;
 pub mod ballots;
@@ -12,6 +13,7 @@ pub mod liveness;
 pub mod log_store;
 pub mod network;
 pub mod registry;
+pub mod retained;
 pub mod rpc;
 pub mod server;
 pub mod tail;
