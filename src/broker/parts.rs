@@ -101,12 +101,21 @@ impl Core {
         let raft = MetaRaft::new(
             node_id,
             raft_config(&timing(config), "raftka")?,
-            NetworkFactory::new(self.transport.clone(), self.registry.ballots().clone(), METADATA_GROUP),
+            NetworkFactory::new(
+                self.transport.clone(),
+                self.registry.ballots().clone(),
+                self.registry.liveness().clone(),
+                METADATA_GROUP,
+            ),
             LogStore::new(self.storage.clone(), METADATA_GROUP),
             Machine(store),
         )
         .await?;
-        let handler = MetadataRpc(RaftRpc { group: METADATA_GROUP, raft: raft.clone() });
+        let handler = MetadataRpc(RaftRpc {
+            group: METADATA_GROUP,
+            raft: raft.clone(),
+            liveness: self.registry.liveness().clone(),
+        });
         self.registry.register(METADATA_GROUP, Arc::new(handler));
         let seeds =
             config.voter_list().into_iter().filter(|v| v.id != node_id).map(|v| v.raft_addr).collect();

@@ -58,7 +58,17 @@ pub struct ReplicaDigest {
     pub raft_purged: Option<u64>,
     /// The first Raft index of each of its segment files, oldest first.
     pub segments: Vec<u64>,
+    /// On the leader: each voter's matched Raft index and the committed
+    /// records it lacks (what its place in the ISR is decided by).
+    pub followers: Vec<FollowerLag>,
     pub batches: Vec<StoredBatch>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FollowerLag {
+    pub node: u64,
+    pub matched: Option<u64>,
+    pub lag_records: u64,
 }
 
 /// `GET /v1/internal/replicas/{topic}/{partition}`: what this node's replica
@@ -74,11 +84,24 @@ pub async fn replica(
         .get(&topic, partition)
         .ok_or_else(|| ApiError::not_found(format!("no replica of {topic}/{partition} here")))?;
     let offsets = h.log.offsets();
-    let (raft_applied, raft_purged) = {
+    let (raft_applied, raft_purged, matched) = {
         let m = h.raft.metrics();
         let m = m.borrow();
-        (m.last_applied.map(|l| l.index), m.purged.map(|l| l.index))
+        (
+            m.last_applied.map(|l| l.index),
+            m.purged.map(|l| l.index),
+            m.replication.clone().unwrap_or_default(),
+        )
     };
+    let followers = h
+        .replica_lag()
+        .into_iter()
+        .map(|(node, lag_records)| FollowerLag {
+            node,
+            matched: matched.get(&node).copied().flatten().map(|l| l.index),
+            lag_records,
+        })
+        .collect();
     let batches = h.log.digest().map_err(ReadError::from)?;
     Ok(Json(ReplicaDigest {
         log_start_offset: offsets.log_start_offset,
@@ -86,6 +109,7 @@ pub async fn replica(
         raft_applied,
         raft_purged,
         segments: h.log.retained().segment_firsts(),
+        followers,
         batches,
     }))
 }

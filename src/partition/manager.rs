@@ -177,13 +177,21 @@ impl PartitionManager {
         let raft = PartRaft::new(
             self.node_id,
             self.raft_config.clone(),
-            NetworkFactory::new(self.transport.clone(), self.registry.ballots().clone(), group),
+            NetworkFactory::new(
+                self.transport.clone(),
+                self.registry.ballots().clone(),
+                self.registry.liveness().clone(),
+                group,
+            ),
             LogStore::retaining(self.storage.clone(), group, log.retained().clone())
                 .with_append_limit(self.append_limit),
             Machine(store),
         )
         .await?;
-        self.registry.register(group, Arc::new(RaftRpc { group, raft: raft.clone() }));
+        self.registry.register(
+            group,
+            Arc::new(RaftRpc { group, raft: raft.clone(), liveness: self.registry.liveness().clone() }),
+        );
         // The preferred replica forms the group; initialising twice with the
         // same members is harmless, and the others join when it contacts them.
         let initialized = raft.is_initialized().await?;

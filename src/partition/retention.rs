@@ -144,9 +144,9 @@ async fn enforce(handle: &PartitionHandle, effective: Effective, timeout: Durati
 }
 
 /// Asks openraft to purge the entries below the partition log's floor
-/// (`raft::retained::Retained`), first taking a snapshot (the image alone:
-/// cheap) if the last one does not reach that far — openraft purges only
-/// what a snapshot covers.
+/// (`raft::retained::Retained`) that fill whole segment files, first taking
+/// a snapshot (the image alone: cheap) if the last one does not reach that
+/// far — openraft purges only what a snapshot covers.
 async fn purge_released(handle: &PartitionHandle) {
     let floor = handle.log.retained().floor();
     let (applied, purged, snapshot) = {
@@ -158,7 +158,13 @@ async fn purge_released(handle: &PartitionHandle) {
     if floor == 0 {
         return;
     }
-    let upto = floor.saturating_sub(1).min(applied);
+    // Only as far as whole segment files go: a purge that frees no file
+    // saves nothing, and costs a follower that needed those entries a
+    // snapshot (a replica killed a moment after its topic was made needed
+    // the two entries before the first batch, and was sent every record).
+    let Some(upto) = handle.log.retained().purge_point(floor.saturating_sub(1).min(applied)) else {
+        return;
+    };
     if purged.is_some_and(|p| p >= upto) {
         return;
     }

@@ -13,7 +13,15 @@
 //!   when a majority of the group's voters is alive, so a cut-off node does
 //!   not keep raising terms; a replica whose last campaign was refused for a
 //!   shorter log (`raft::ballots`) stands aside for a while, so the longer
-//!   log's next campaign, `ELECT_RETRY` later, wins;
+//!   log's next campaign, `ELECT_RETRY` later, wins; and a replica whose log
+//!   grew within the node timeout does not campaign at all: a leader is
+//!   feeding it, whatever the failure detector says (a replica catching up
+//!   at full speed is too busy to hear pings in time, and each campaign of
+//!   its shorter log deposed the leader it was catching up from); nor does
+//!   one of a group with other voters in the first `RESTART_GRACE` node
+//!   timeouts after this node opened the group with a term — a restarted
+//!   replica remembers the leadership it held before, and the group's
+//!   current leader contacts it within that time (`upkeep`);
 //! - on a leader that drives its own heartbeats, to send one when a live
 //!   follower lags (which restarts replication to a follower that came back)
 //!   or when a newer term is reported (so a deposed leader learns it and
@@ -49,6 +57,9 @@ const ELECT_RETRY: Duration = Duration::from_millis(300);
 const NUDGE_EVERY: Duration = Duration::from_millis(300);
 /// An idle, healthy group still gets a heartbeat this often.
 const IDLE_HEARTBEAT: Duration = Duration::from_secs(60);
+/// Node timeouts a restarted replica waits to hear from its group's leader
+/// before it may campaign.
+const RESTART_GRACE: u32 = 2;
 /// Deadline of one request to campaign.
 const ELECT_RPC_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -89,6 +100,10 @@ pub struct Elections {
     seen_term: HashMap<GroupId, u64>,
     last_elect: HashMap<GroupId, Instant>,
     last_nudge: HashMap<GroupId, Instant>,
+    /// When each group was first tended.
+    first_seen: HashMap<GroupId, Instant>,
+    /// The last log index each group was seen at, and when it last grew.
+    growth: HashMap<GroupId, (Option<u64>, Option<Instant>)>,
     /// Whether this pass met a group without a healthy leader (or a lagging
     /// follower): then the next tick must look again.
     unsettled: bool,
@@ -104,6 +119,8 @@ impl Elections {
             seen_term: HashMap::new(),
             last_elect: HashMap::new(),
             last_nudge: HashMap::new(),
+            growth: HashMap::new(),
+            first_seen: HashMap::new(),
             unsettled: false,
         }
     }
@@ -120,6 +137,8 @@ impl Elections {
         self.seen_term.retain(|g, _| hosted.contains(g));
         self.last_elect.retain(|g, _| hosted.contains(g));
         self.last_nudge.retain(|g, _| hosted.contains(g));
+        self.growth.retain(|g, _| hosted.contains(g));
+        self.first_seen.retain(|g, _| hosted.contains(g));
         self.unsettled
     }
 
@@ -178,7 +197,18 @@ impl Elections {
             self.leaderless_since.insert(group, now);
         }
         let alive = |n: NodeId| self.liveness.is_alive(n);
-        let leader_ok = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
+        let grew = match self.growth.get(&group) {
+            Some((index, _)) if *index != m.last_log_index => {
+                self.growth.insert(group, (m.last_log_index, Some(now)));
+                true
+            }
+            Some((_, at)) => at.is_some_and(|at| now.duration_since(at) < self.liveness.timeout()),
+            None => {
+                self.growth.insert(group, (m.last_log_index, None));
+                false
+            }
+        };
+        let leader_ok = grew || m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
         // A live leader the metadata knows under a newer term will reach us.
         let newer_elsewhere =
             view.reported.is_some_and(|(l, term)| l != self.node_id && alive(l) && term > m.current_term);
@@ -189,6 +219,15 @@ impl Elections {
         self.unsettled = true;
         let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         if !voters.contains(&self.node_id) {
+            return false;
+        }
+        let first_seen = *self.first_seen.entry(group).or_insert(now);
+        // A group that has had a term (a brand-new one has not) and that this
+        // node just opened is a restarted replica's.
+        let restarting = voters.len() > 1
+            && m.current_term > 0
+            && now.duration_since(first_seen) < self.liveness.timeout() * RESTART_GRACE;
+        if restarting {
             return false;
         }
         let live: Vec<NodeId> =

@@ -1,6 +1,9 @@
 //! Node-level failure detection. Every node pings every other broker over the
 //! Raft transport a few times per election timeout and remembers when it last
-//! heard from each (a ping in either direction counts). Partition groups use
+//! heard from each: a ping in either direction counts, and so does any reply
+//! to a Raft request and any AppendEntries received (`raft::network`,
+//! `raft::rpc`), so a peer busy with replication — whose pings may wait
+//! behind it — is not taken for dead. Partition groups use
 //! this instead of per-group Raft heartbeats, so the idle cost of a node is
 //! one small RPC per peer per interval however many partitions it hosts
 //! (DESIGN.md: "coalesce heartbeats"); `partition::leadership` starts an

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::codec;
 use crate::raft::ballots::Ballots;
+use crate::raft::liveness::Liveness;
 use crate::raft::types::{GroupId, NodeId};
 use crate::raft::wire::RpcRefusal;
 use crate::raft::wire::{self, RpcKind, RpcReply, RpcRequest, WireError};
@@ -147,19 +148,29 @@ impl Transport {
 pub struct NetworkFactory<C> {
     transport: Arc<Transport>,
     ballots: Arc<Ballots>,
+    liveness: Arc<Liveness>,
     group: GroupId,
     _config: PhantomData<fn() -> C>,
 }
 
 impl<C> NetworkFactory<C> {
-    pub fn new(transport: Arc<Transport>, ballots: Arc<Ballots>, group: GroupId) -> Self {
-        Self { transport, ballots, group, _config: PhantomData }
+    /// Clients of `group` over `transport`; their vote replies feed
+    /// `ballots`, and every reply feeds `liveness`: a peer answering Raft
+    /// requests is alive, however late its pings are under load.
+    pub fn new(
+        transport: Arc<Transport>,
+        ballots: Arc<Ballots>,
+        liveness: Arc<Liveness>,
+        group: GroupId,
+    ) -> Self {
+        Self { transport, ballots, liveness, group, _config: PhantomData }
     }
 }
 
 pub struct GroupClient<C> {
     transport: Arc<Transport>,
     ballots: Arc<Ballots>,
+    liveness: Arc<Liveness>,
     group: GroupId,
     target: NodeId,
     addr: String,
@@ -178,6 +189,7 @@ where
         GroupClient {
             transport: self.transport.clone(),
             ballots: self.ballots.clone(),
+            liveness: self.liveness.clone(),
             group: self.group,
             target,
             addr: node.addr.clone(),
@@ -205,6 +217,7 @@ impl<C> GroupClient<C> {
             .call(&self.addr, &request, option.hard_ttl())
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        self.liveness.heard(self.target);
         let result: Result<Resp, RaftError<NodeId, E>> =
             codec::decode("raft rpc reply", &bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

@@ -146,6 +146,12 @@ impl Retained {
         Ok(self.segments.delete_below(end)?)
     }
 
+    /// The last entry up to which a purge would free whole segment files,
+    /// purging no further than `upto`; `None` if no file would go.
+    pub fn purge_point(&self, upto: u64) -> Option<u64> {
+        whole_files_upto(&self.segments.firsts(), upto)
+    }
+
     /// The first index of each segment file, oldest first.
     pub fn segment_firsts(&self) -> Vec<u64> {
         self.segments.firsts()
@@ -205,5 +211,28 @@ impl Retained {
                 Ok(&buf[..])
             }
         }
+    }
+}
+
+/// The last entry before the newest segment start that is at most one past
+/// `upto` (the oldest file's start frees nothing); `firsts` oldest first.
+fn whole_files_upto(firsts: &[u64], upto: u64) -> Option<u64> {
+    firsts.iter().skip(1).rev().find(|&&first| first <= upto.saturating_add(1)).map(|first| first - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_files_upto;
+
+    #[test]
+    fn a_purge_stops_at_a_segment_boundary() {
+        assert_eq!(whole_files_upto(&[], 100), None);
+        assert_eq!(whole_files_upto(&[0], 100), None, "the only file is in use");
+        assert_eq!(whole_files_upto(&[0, 76], 1), None, "entries before the first batch free nothing");
+        assert_eq!(whole_files_upto(&[0, 76], 74), None);
+        assert_eq!(whole_files_upto(&[0, 76], 75), Some(75), "the whole first file");
+        assert_eq!(whole_files_upto(&[0, 76, 150], 200), Some(149));
+        assert_eq!(whole_files_upto(&[76, 150, 230], 229), Some(229));
+        assert_eq!(whole_files_upto(&[76, 150, 230], 228), Some(149));
     }
 }

@@ -9,12 +9,14 @@
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{Raft, RaftTypeConfig};
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::raft::liveness::Liveness;
 use crate::raft::types::{GroupId, NodeId};
 use crate::raft::wire::{RpcKind, RpcRefusal, RpcReply};
 
@@ -25,10 +27,13 @@ pub trait GroupHandler: Send + Sync {
     fn handle<'a>(&'a self, kind: RpcKind, body: &'a [u8]) -> HandlerFuture<'a>;
 }
 
-/// The handler of a plain Raft group.
+/// The handler of a plain Raft group. An AppendEntries names its sender,
+/// the group's leader: it counts as heard from (`liveness`), however late
+/// its pings are under load.
 pub struct RaftRpc<C: RaftTypeConfig> {
     pub group: GroupId,
     pub raft: Raft<C>,
+    pub liveness: Arc<Liveness>,
 }
 
 impl<C> GroupHandler for RaftRpc<C>
@@ -55,6 +60,9 @@ where
         let encoded = match kind {
             RpcKind::AppendEntries => {
                 let rpc: AppendEntriesRequest<C> = decode(kind, body)?;
+                if let Some(leader) = rpc.vote.leader_id().voted_for() {
+                    self.liveness.heard(leader);
+                }
                 codec::encode("append reply", &self.raft.append_entries(rpc).await)
             }
             RpcKind::Vote => {

@@ -178,12 +178,15 @@ async fn a_replica_down_for_many_snapshot_intervals_catches_up_from_the_log_and_
     assert_eq!(create_replicated_topic(&mut c, "behind", 1, 3, &[]).await, 0);
     let (returning, expected) = down_while_written(&mut cluster, "behind", 8 * SNAPSHOT_LOGS).await;
     let leader = cluster.agreed_leader("behind", 0, &[returning]).await;
-    // Only the entries before the first record may be purged: nothing let go
-    // of the records, so the Raft log still holds them all.
-    assert!(purged(&cluster, leader, "behind") < 10, "the leader's Raft log holds every record");
+    // Nothing let go of the records, so the Raft log holds them all; and
+    // not even the entries before the first record are purged: that frees
+    // no segment file, and would send a replica that lacks one of them
+    // every record in a snapshot.
+    assert_eq!(purged(&cluster, leader, "behind"), 0, "the leader's Raft log holds every entry");
 
     back_and_leading(&mut cluster, returning, "behind").await;
     replica_holds(&cluster, returning, "behind", &expected).await;
+    assert_eq!(purged(&cluster, returning, "behind"), 0, "the returning replica got entries, not a snapshot");
     assert_eq!(fetch_all(cluster.kafka_addr(returning), "behind").await, expected);
     for id in cluster.ids() {
         replica_holds(&cluster, id, "behind", &expected).await;
