@@ -22,8 +22,10 @@
 //! point read of the entry's location and a read of the batch's bytes from
 //! the page cache.
 //!
-//! openraft still purges its view of the log behind snapshots, so a replica
-//! further behind than that catches up through one, and **a partition
+//! openraft still purges its view of the log behind snapshots, whole segment
+//! files below what retention and compaction let go of
+//! (`partition::retention`), so a replica further behind than that catches
+//! up through one, and **a partition
 //! snapshot carries the records**: the state, then every retained batch
 //! (`snapshot_data`). A replica installs it only after checking every batch's
 //! CRC, that offsets ascend without overlap inside `[log_start_offset,

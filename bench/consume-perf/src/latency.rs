@@ -3,7 +3,8 @@
 //! over the topic's first `partitions` partitions; the consumer measures
 //! receive − send. Prints p50/p99 in ms. `Clients::Tuned` is linger 0 and a
 //! 100 ms fetch wait (issue 2's figure); `Clients::Defaults` leaves every
-//! librdkafka setting at its default (linger.ms 5, fetch.wait.max.ms 500).
+//! librdkafka setting at its default (linger.ms 5, fetch.wait.max.ms 500);
+//! `Clients::Linger1` is the defaults but for a 1 ms linger.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,7 @@ fn now_us() -> u128 {
 pub enum Clients {
     Tuned,
     Defaults,
+    Linger1,
 }
 
 pub fn run(
@@ -49,8 +51,14 @@ pub fn run(
     let producer_thread = std::thread::spawn(move || -> Result<(), String> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &bootstrap).set("acks", "all");
-        if clients == Clients::Tuned {
-            config.set("linger.ms", "0");
+        match clients {
+            Clients::Tuned => {
+                config.set("linger.ms", "0");
+            }
+            Clients::Linger1 => {
+                config.set("linger.ms", "1");
+            }
+            Clients::Defaults => {}
         }
         let producer: BaseProducer = config.create().map_err(|e| e.to_string())?;
         let start = Instant::now();

@@ -6,7 +6,8 @@
 //! second to start (metadata, coordinator, offset lookup) before it fetches. `consume-perf latency BOOTSTRAP TOPIC`
 //! measures end-to-end latency at 10,000 records/s instead (`latency.rs`), and
 //! `consume-perf e2e BOOTSTRAP TOPIC PARTITIONS RATE SECONDS` at any rate over
-//! several partitions, with librdkafka's default settings.
+//! several partitions, with librdkafka's default settings (`e2e-linger1`: but
+//! for the producer's `linger.ms=1`).
 
 mod latency;
 mod raw;
@@ -27,8 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if let [_, mode, bootstrap, topic, partitions, rate, seconds] = args.as_slice() {
-        if mode == "e2e" {
-            let clients = latency::Clients::Defaults;
+        if mode == "e2e" || mode == "e2e-linger1" {
+            let clients = if mode == "e2e" { latency::Clients::Defaults } else { latency::Clients::Linger1 };
             let (p50, p99, max) =
                 latency::run(bootstrap, topic, partitions.parse()?, rate.parse()?, seconds.parse()?, clients)?;
             println!("{{\"p50_ms\": {p50:.3}, \"p99_ms\": {p99:.3}, \"max_ms\": {max:.3}}}");
