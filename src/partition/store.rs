@@ -18,7 +18,7 @@
 //! here) and keeping the Raft log in RocksDB (its WAL, then a blob file at
 //! every flush: two disk writes and three copies per batch) cost 490 and then
 //! 230 ms of broker CPU per million records; one write to a segment file
-//! costs about 110 (`bench/README.md`). Reading through a reference costs a
+//! costs 110–135 (`bench/README.md`, issue 14). Reading through a reference costs a
 //! point read of the entry's location and a read of the batch's bytes from
 //! the page cache.
 //!
