@@ -18,8 +18,8 @@
 //!   feeding it, whatever the failure detector says (a replica catching up
 //!   at full speed is too busy to hear pings in time, and each campaign of
 //!   its shorter log deposed the leader it was catching up from); nor does
-//!   one of a group with other voters in the first `RESTART_GRACE` node
-//!   timeouts after this node opened the group with a term — a restarted
+//!   one of a group with other voters that has had a term, in the first
+//!   `RESTART_GRACE` node timeouts after this node started — a restarted
 //!   replica remembers the leadership it held before, and the group's
 //!   current leader contacts it within that time (`upkeep`);
 //! - on a leader that drives its own heartbeats, to send one when a live
@@ -100,8 +100,9 @@ pub struct Elections {
     seen_term: HashMap<GroupId, u64>,
     last_elect: HashMap<GroupId, Instant>,
     last_nudge: HashMap<GroupId, Instant>,
-    /// When each group was first tended.
-    first_seen: HashMap<GroupId, Instant>,
+    /// When this node's elections began: groups it opened at start-up are a
+    /// restarted replica's.
+    started: Instant,
     /// The last log index each group was seen at, and when it last grew.
     growth: HashMap<GroupId, (Option<u64>, Option<Instant>)>,
     /// Whether this pass met a group without a healthy leader (or a lagging
@@ -120,7 +121,7 @@ impl Elections {
             last_elect: HashMap::new(),
             last_nudge: HashMap::new(),
             growth: HashMap::new(),
-            first_seen: HashMap::new(),
+            started: Instant::now(),
             unsettled: false,
         }
     }
@@ -138,7 +139,6 @@ impl Elections {
         self.last_elect.retain(|g, _| hosted.contains(g));
         self.last_nudge.retain(|g, _| hosted.contains(g));
         self.growth.retain(|g, _| hosted.contains(g));
-        self.first_seen.retain(|g, _| hosted.contains(g));
         self.unsettled
     }
 
@@ -221,12 +221,12 @@ impl Elections {
         if !voters.contains(&self.node_id) {
             return false;
         }
-        let first_seen = *self.first_seen.entry(group).or_insert(now);
-        // A group that has had a term (a brand-new one has not) and that this
-        // node just opened is a restarted replica's.
+        // A group that has had a term, tended in this node's first moments,
+        // is a restarted replica's (a group created later is not, however
+        // soon its leader dies).
         let restarting = voters.len() > 1
             && m.current_term > 0
-            && now.duration_since(first_seen) < self.liveness.timeout() * RESTART_GRACE;
+            && now.duration_since(self.started) < self.liveness.timeout() * RESTART_GRACE;
         if restarting {
             return false;
         }
