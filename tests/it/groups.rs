@@ -171,6 +171,63 @@ async fn a_member_joins_syncs_commits_and_offsets_survive_a_restart() {
     b.stop().await;
 }
 
+async fn sync(c: &mut Client, group: &str, member: &str, generation: i32, assign: bool) -> i16 {
+    let assignments = if assign {
+        vec![SyncGroupRequestAssignment::default().with_member_id(sb(member)).with_assignment(Bytes::new())]
+    } else {
+        vec![]
+    };
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_member_id(sb(member))
+        .with_generation_id(generation)
+        .with_assignments(assignments);
+    let resp: SyncGroupResponse = c.send(ApiKey::SyncGroup, 3, &req).await;
+    resp.error_code
+}
+
+/// Kafka's rule, which clients build on: a member commits what it holds
+/// while a rebalance is being prepared (clients commit before rejoining), and
+/// nobody commits between the new generation's join and its assignment.
+#[tokio::test]
+async fn a_member_commits_before_rejoining_a_rebalance() {
+    let b = TestBroker::start_with(small).await;
+    let mut c = Client::connect(b.kafka_addr()).await;
+    assert_eq!(create_topic(&mut c, "t", 1, &[]).await, 0);
+    coordinator_ready(b.kafka_addr(), "g").await;
+    let a = join(&mut c, "g", "", 10_000).await.member_id.as_str().to_string();
+    assert_eq!(join(&mut c, "g", &a, 10_000).await.generation_id, 1);
+    assert_eq!(sync(&mut c, "g", &a, 1, true).await, 0);
+
+    // A second member's join waits for `a` to rejoin: the group prepares a rebalance.
+    let addr = b.kafka_addr();
+    let second = tokio::spawn(async move {
+        let mut c2 = Client::connect(addr).await;
+        let id = join(&mut c2, "g", "", 10_000).await.member_id.as_str().to_string();
+        (join(&mut c2, "g", &id, 10_000).await, c2)
+    });
+    wait_until(Duration::from_secs(10), "the group preparing a rebalance", || {
+        let c = Client::connect(addr);
+        let a = a.clone();
+        async move { heartbeat(&mut c.await, "g", &a, 1).await == ResponseError::RebalanceInProgress.code() }
+    })
+    .await;
+    assert_eq!(commit(&mut c, "g", &a, 1, "t", 5).await, 0, "a commit before rejoining");
+    assert_eq!(committed(&mut c, "g", "t").await, 5);
+
+    let rejoined = join(&mut c, "g", &a, 10_000).await;
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (0, 2));
+    let (joined, _c2) = second.await.expect("the second member's join");
+    assert_eq!((joined.error_code, joined.generation_id), (0, 2));
+    // Joined, not yet assigned: commits wait for the assignment.
+    assert_eq!(commit(&mut c, "g", &a, 2, "t", 6).await, ResponseError::RebalanceInProgress.code());
+    let leader = rejoined.leader.as_str() == a;
+    assert_eq!(sync(&mut c, "g", &a, 2, leader).await, 0);
+    assert_eq!(commit(&mut c, "g", &a, 2, "t", 6).await, 0);
+    assert_eq!(committed(&mut c, "g", "t").await, 6);
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn bad_group_requests_get_kafka_errors() {
     let b = TestBroker::start_with(small).await;

@@ -208,6 +208,12 @@ impl Group {
 
     /// Checks that a commit comes from a current member (or, with no member
     /// id and generation -1, from a client that manages partitions itself).
+    ///
+    /// As in Kafka, only `CompletingRebalance` refuses a member's commit: while
+    /// the group prepares a rebalance its members still hold their partitions,
+    /// and clients commit them before rejoining. Refusing those commits (as
+    /// this did) left kafka-python 3.x retrying its pre-rebalance commit
+    /// instead of rejoining, and the rebalance waited for it.
     pub fn check_commit(
         &self,
         member_id: &str,
@@ -221,11 +227,10 @@ impl Group {
                 Err(GroupError::IllegalGeneration(generation))
             };
         }
-        self.check_member(member_id, instance_id, generation)?;
-        match self.state {
-            GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
-            _ => Ok(()),
+        if self.state == GroupState::CompletingRebalance {
+            return Err(GroupError::RebalanceInProgress);
         }
+        self.check_member(member_id, instance_id, generation)
     }
 
     /// Whether a member of a non-empty consumer group subscribes to `topic`.

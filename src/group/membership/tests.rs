@@ -115,8 +115,28 @@ fn commits_check_membership() {
     assert_eq!(g.check_commit("", None, -1), Ok(()));
     now_joined(g.join(args(""), &l, t0, || "a".into())).unwrap();
     assert_eq!(g.check_commit("", None, -1), Err(GroupError::IllegalGeneration(-1)));
+    let _ = g.sync("a", None, 1, vec![("a".into(), Bytes::from_static(b"all"))], t0);
     assert_eq!(g.check_commit("a", None, 7), Err(GroupError::IllegalGeneration(7)));
     assert_eq!(g.check_commit("a", None, 1), Ok(()));
+}
+
+#[test]
+fn a_member_commits_while_a_rebalance_is_prepared_but_not_while_it_completes() {
+    let (l, t0) = (limits(), Instant::now());
+    let mut g = Group::new("g");
+    now_joined(g.join(args(""), &l, t0, || "a".into())).unwrap();
+    let _ = g.sync("a", None, 1, vec![("a".into(), Bytes::from_static(b"all"))], t0);
+    // b joins: a still holds its partitions and commits them before rejoining.
+    let rb = g.join(args(""), &l, t0, || "b".into());
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert_eq!(g.check_commit("a", None, 1), Ok(()));
+    assert_eq!(g.check_commit("z", None, 1), Err(GroupError::UnknownMember));
+    let _ = g.join(args("a"), &l, t0, || unreachable!());
+    now_joined(rb).unwrap();
+    // Generation 2 is formed; until the leader's assignment, nobody commits.
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    assert_eq!(g.check_commit("a", None, 2), Err(GroupError::RebalanceInProgress));
+    assert_eq!(g.check_commit("a", None, 1), Err(GroupError::RebalanceInProgress));
 }
 
 #[test]
