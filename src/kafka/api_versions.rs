@@ -2,12 +2,11 @@
 //! version gets a v0 body with UNSUPPORTED_VERSION and our ranges, which is how
 //! clients (older librdkafka/kcat among them) learn what to downgrade to.
 
-use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
-use crate::protocol::header::{encode_frame, encode_response};
+use crate::protocol::header::{encode_frame, encode_response, Encoded};
 use crate::protocol::{ProtocolError, Request};
 
 const MAX_VERSION: i16 = 4;
@@ -20,7 +19,7 @@ pub struct Route {
     pub max: i16,
 }
 
-pub fn handle(req: &Request, routes: &[Route]) -> Result<BytesMut, ProtocolError> {
+pub fn handle(req: &Request, routes: &[Route]) -> Result<Encoded, ProtocolError> {
     let api_keys: Vec<ApiVersion> = routes
         .iter()
         .map(|r| {

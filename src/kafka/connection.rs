@@ -11,11 +11,12 @@
 //! a response not taken within `frame_timeout_ms`, or after
 //! `connections_max_idle_ms` with nothing received, in flight or sent.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -113,8 +114,18 @@ pub async fn serve(ctx: Arc<Node>, stream: TcpStream, budget: &Budget) -> Result
             Some(reply) = inflight.next(), if !inflight.is_empty() => {
                 last_active = Instant::now();
                 match reply {
-                    Ok(Some(bytes)) => {
-                        within(frame_timeout, writer.write_all(&bytes)).await?;
+                    Ok(Some(frame)) => {
+                        if frame.len() < WRITE_BUFFER {
+                            for part in frame.parts() {
+                                within(frame_timeout, writer.write_all(part)).await?;
+                            }
+                        } else {
+                            // A large frame (a fetch's record batches among
+                            // its pieces) goes to the socket from where its
+                            // pieces lie, in vectored writes.
+                            within(frame_timeout, writer.flush()).await?;
+                            within(frame_timeout, write_all_vectored(writer.get_mut(), frame.parts().collect())).await?;
+                        }
                         if inflight.is_empty() {
                             within(frame_timeout, writer.flush()).await?;
                         }
@@ -143,6 +154,21 @@ pub async fn serve(ctx: Arc<Node>, stream: TcpStream, budget: &Budget) -> Result
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+/// Writes every byte of `parts`, in order, as few system calls as the
+/// socket takes them in.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, parts: Vec<&[u8]>) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.into_iter().map(IoSlice::new).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = w.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 /// A write the client must take within `limit`.

@@ -4,7 +4,6 @@
 //! (STYLE.md §2) and a new one needs one line. Handlers live in their own
 //! files.
 
-use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 
 pub use crate::kafka::api_versions::Route;
@@ -12,7 +11,7 @@ use crate::kafka::{
     api_versions, configs, fetch, groups, list_offsets, metadata, produce, producer_id, topics,
 };
 use crate::node::Node;
-use crate::protocol::header::encode_response;
+use crate::protocol::header::{encode_response, Encoded};
 use crate::protocol::{ProtocolError, Request};
 
 /// Produce versions we advertise but refuse (Kafka 4.0 does the same).
@@ -33,7 +32,7 @@ macro_rules! routes {
             ctx: &Node,
             mut req: Request,
             client_host: &str,
-        ) -> Result<Option<BytesMut>, ProtocolError> {
+        ) -> Result<Option<Encoded>, ProtocolError> {
             let version = req.version();
             match req.api_key {
                 $( ApiKey::$key if routes!(@versions $mode $min $max).contains(&version) => {
@@ -97,11 +96,7 @@ fn client_id(req: &Request) -> String {
 
 /// Handles one request from `client_host`; `Ok(None)` means no response is
 /// due (acks=0). Counted and timed per API for `/metrics`.
-pub async fn dispatch(
-    ctx: &Node,
-    req: Request,
-    client_host: &str,
-) -> Result<Option<BytesMut>, ProtocolError> {
+pub async fn dispatch(ctx: &Node, req: Request, client_host: &str) -> Result<Option<Encoded>, ProtocolError> {
     let (api, started) = (req.api_key as i16, std::time::Instant::now());
     tracing::debug!(api_key = ?req.api_key, version = req.version(), correlation_id = req.header.correlation_id, "request");
     let reply = if req.api_key == ApiKey::Produce && req.version() < PRODUCE_MIN_SERVED {

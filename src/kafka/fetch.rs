@@ -3,6 +3,11 @@
 //! high-watermark channels and answers as soon as enough data is there, or at
 //! `max_wait_ms` — it never spins. Fetch sessions are not kept: we answer
 //! session id 0, which tells clients to send full fetches (KIP-227).
+//!
+//! A stored batch is copied once on its way out: read from its segment file
+//! into a buffer of the partition's exact read size (`PartitionLog::read`),
+//! which the response frame holds by reference (`protocol::header::Encoded`)
+//! and the connection writes to the socket as it is.
 
 use std::time::Duration;
 

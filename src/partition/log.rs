@@ -303,18 +303,25 @@ impl PartitionLog {
             _ => self.record_key(offset).to_vec(),
         };
         let end = self.record_key(high_watermark);
-        let mut failure = None;
+        // First the index (a few bytes a batch), then the batches into a
+        // buffer of their exact size: each is read once, with no reallocation
+        // copying it again, into the buffer a fetch response sends as it is.
+        let (mut chosen, mut total) = (Vec::new(), 0usize);
         self.storage.for_each(Cf::Records, &from, &end, |key, value| {
-            if out.batches > 0 && out.bytes.len() + StoredValue::of(value).read_len() > max_bytes {
+            let len = StoredValue::of(value).read_len();
+            if !chosen.is_empty() && total + len > max_bytes {
                 return false;
             }
-            if let Err(e) = self.append_stored(key_offset(key), value, &mut out.bytes) {
-                failure = Some(e);
-                return false;
-            }
-            out.batches += 1;
+            total += len;
+            chosen.push((key_offset(key), value.to_vec()));
             true
         })?;
+        out.bytes.reserve_exact(total);
+        let failure = chosen.iter().find_map(|(base_offset, value)| {
+            let appended = self.append_stored(*base_offset, value, &mut out.bytes);
+            out.batches += 1;
+            appended.err()
+        });
         if let Some(e) = failure {
             // Retention moved the log start past `offset` while this read
             // was on its way, and the batches went: as if it had come later.

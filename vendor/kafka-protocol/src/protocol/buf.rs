@@ -172,6 +172,12 @@ define_gap_types! {
 
 /// Extension for working with [`bytes::buf::BufMut`].
 pub trait ByteBufMut: BufMut {
+    /// Put `bytes` at the current offset. A buffer that can keep a reference
+    /// to them instead of copying them ([`Pieces`]) does. (raftka patch)
+    fn put_shared(&mut self, bytes: &Bytes) {
+        self.put_slice(bytes)
+    }
+
     /// Get the current offset of the buffer.
     fn offset(&self) -> usize;
 
@@ -235,6 +241,9 @@ impl ByteBufMut for Vec<u8> {
 }
 
 impl<T: ByteBufMut> ByteBufMut for &mut T {
+    fn put_shared(&mut self, bytes: &Bytes) {
+        (**self).put_shared(bytes)
+    }
     fn offset(&self) -> usize {
         (**self).offset()
     }
@@ -243,5 +252,96 @@ impl<T: ByteBufMut> ByteBufMut for &mut T {
     }
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
         (**self).range(r)
+    }
+}
+
+/// An encoding kept as a list of pieces (raftka patch): bytes put through
+/// [`BufMut`] are copied into the current piece, while [`Bytes`] of at least
+/// [`Pieces::SHARE_MIN`] put with [`ByteBufMut::put_shared`] become pieces of
+/// their own by reference — a fetch response's record batches are written
+/// to the socket from where they were read, not copied into the frame.
+///
+/// `seek` and `range` reach only the bytes after the last shared piece:
+/// message encoders never seek back (record-batch and compression encoders
+/// do, and write into a buffer of their own).
+#[derive(Debug, Default)]
+pub struct Pieces {
+    done: Vec<Bytes>,
+    done_len: usize,
+    current: BytesMut,
+}
+
+impl Pieces {
+    /// Shared `Bytes` shorter than this are copied: a piece costs an entry
+    /// in a vectored write.
+    pub const SHARE_MIN: usize = 4096;
+
+    /// An empty encoding.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bytes encoded so far.
+    pub fn len(&self) -> usize {
+        self.done_len + self.current.len()
+    }
+
+    /// True if nothing was encoded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pieces, in order.
+    pub fn into_pieces(mut self) -> Vec<Bytes> {
+        if !self.current.is_empty() {
+            self.done.push(self.current.freeze());
+        }
+        self.done
+    }
+}
+
+// SAFETY: every method forwards to the `BytesMut` that holds the current
+// piece, which upholds `BufMut`'s contract itself.
+unsafe impl BufMut for Pieces {
+    fn remaining_mut(&self) -> usize {
+        self.current.remaining_mut()
+    }
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller's promise about `chunk_mut` of `current`,
+        // which is what `chunk_mut` below returned.
+        unsafe { self.current.advance_mut(cnt) }
+    }
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        self.current.chunk_mut()
+    }
+    fn put_slice(&mut self, src: &[u8]) {
+        self.current.extend_from_slice(src)
+    }
+}
+
+impl ByteBufMut for Pieces {
+    fn put_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() < Self::SHARE_MIN {
+            self.current.extend_from_slice(bytes);
+            return;
+        }
+        if !self.current.is_empty() {
+            let piece = self.current.split().freeze();
+            self.done_len += piece.len();
+            self.done.push(piece);
+        }
+        self.done_len += bytes.len();
+        self.done.push(bytes.clone());
+    }
+    fn offset(&self) -> usize {
+        self.len()
+    }
+    fn seek(&mut self, offset: usize) {
+        self.current.resize(offset.saturating_sub(self.done_len), 0);
+    }
+    fn range(&mut self, r: Range<usize>) -> &mut [u8] {
+        let start = r.start.saturating_sub(self.done_len);
+        let end = r.end.saturating_sub(self.done_len);
+        &mut self.current[start..end]
     }
 }
