@@ -259,6 +259,18 @@ impl Collector for Live {
             None,
             elections.metric_type(),
         )?)?;
+        let (appends, rounds) = self.storage.sync_counts();
+        for (name, help, value) in [
+            ("log_synced_appends", "Log appends made durable by the group commit (fsync = true)", appends),
+            (
+                "log_sync_rounds",
+                "Group-commit rounds: file and WAL syncs shared by the appends waiting",
+                rounds,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
         let (mut sst, mut mem) = (vec![], vec![]);
         for (cf, sst_bytes, mem_bytes) in self.storage.sizes() {
             sst.push((CfLabels { cf }, sst_bytes as i64));

@@ -162,7 +162,8 @@ pub struct Config {
     pub log_retention_check_interval: Duration,
     /// Sync RocksDB's WAL (and the segment files) before acknowledging a
     /// write. Default false: writes survive `kill -9` of the process, not a
-    /// power loss of the machine.
+    /// power loss of the machine. With it on, appends of all partitions
+    /// share their syncs (`storage::syncer`).
     pub fsync: bool,
     /// A partition's record batches are written to segment files of this
     /// many bytes (the last may be a little larger); disk space is given back

@@ -284,6 +284,7 @@ where
         let mut batch = Batch::default();
         // A partition group's entries, kept in its tail once written.
         let mut appended = Vec::new();
+        let mut unsynced = None;
         match &self.retained {
             // The entries' bytes go to the segment files first, then RocksDB
             // names them: a crash between leaves bytes nobody names, which
@@ -300,7 +301,9 @@ where
                 }
                 let pieces: Vec<(u64, &[u8])> =
                     spans.iter().map(|(i, r)| (*i, &encoded[r.clone()])).collect();
-                let locations = retained.segments.append(&pieces).map_err(|e| write_err(&e))?;
+                let (locations, file) =
+                    retained.segments.append_unsynced(&pieces).map_err(|e| write_err(&e))?;
+                unsynced = file;
                 for ((index, _), location) in spans.iter().zip(locations) {
                     batch.put(Cf::RaftLog, keys::indexed(self.group, *index), location_value(&location));
                 }
@@ -316,22 +319,18 @@ where
                 }
             }
         }
-        let result = self.storage.write(batch);
-        match result {
-            Ok(()) => {
-                if let Some(tail) = self.tail() {
-                    for (index, entry, size) in appended {
-                        tail.push(index, entry, size);
-                    }
-                }
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(write_err(&e))
+        // openraft counts the entries as stored when `callback` runs: at
+        // once, or with `fsync` on once the group commit has synced them.
+        let done: crate::storage::syncer::Done = Box::new(move |synced| {
+            callback.log_io_completed(synced.map_err(|e| std::io::Error::other(e.to_string())))
+        });
+        self.storage.write_then_sync(batch, unsynced, done).map_err(|e| write_err(&e))?;
+        if let Some(tail) = self.tail() {
+            for (index, entry, size) in appended {
+                tail.push(index, entry, size);
             }
         }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

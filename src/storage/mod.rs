@@ -18,11 +18,16 @@
 //! it survives `kill -9` of the process (the OS keeps the page cache). With
 //! `fsync = true` the WAL is also synced, which survives power loss too; the
 //! default is `false`, as in Kafka (`log.flush.interval.messages` unset).
+//! Raft log appends are then synced by the group commit (`syncer`), one round
+//! for every partition group waiting, instead of each in its own write.
 
 pub mod keys;
 pub mod segments;
+pub mod syncer;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
@@ -69,12 +74,20 @@ pub enum StorageError {
     MissingEntry { group: GroupId, index: u64 },
     #[error(transparent)]
     Segment(#[from] segments::SegmentError),
+    #[error("syncing the log to disk failed: {0}")]
+    SyncFailed(String),
+    #[error("the log syncer has stopped")]
+    SyncerGone,
+    #[error("cannot start the log syncer: {0}")]
+    SyncerStart(std::io::Error),
 }
 
 /// The broker's database. Cheap to share behind an `Arc`; RocksDB does its own
 /// locking.
 pub struct Storage {
-    db: DB,
+    /// With `fsync` on; dropped (joined) before `db`, which it holds.
+    syncer: Option<syncer::Syncer>,
+    db: Arc<DB>,
     fsync: bool,
     segments: PathBuf,
     segment_bytes: u64,
@@ -146,8 +159,13 @@ impl Storage {
             o.set_write_buffer_size(MEMTABLE_BYTES / 2);
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
-        let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
-        Ok(Self { db, fsync, segments: dir.join("segments"), segment_bytes })
+        let db = Arc::new(DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?);
+        let syncer = if fsync {
+            Some(syncer::Syncer::start(db.clone()).map_err(StorageError::SyncerStart)?)
+        } else {
+            None
+        };
+        Ok(Self { syncer, db, fsync, segments: dir.join("segments"), segment_bytes })
     }
 
     /// The segment files of `group` (`segments::Segments::recover` them
@@ -162,6 +180,10 @@ impl Storage {
 
     /// Applies `batch` atomically, through the WAL (synced when `fsync` is on).
     pub fn write(&self, batch: Batch) -> Result<(), StorageError> {
+        self.write_opt(batch, self.fsync)
+    }
+
+    fn write_opt(&self, batch: Batch, sync: bool) -> Result<(), StorageError> {
         let mut wb = WriteBatch::default();
         for op in batch.ops {
             match op {
@@ -171,9 +193,35 @@ impl Storage {
             }
         }
         let mut wo = WriteOptions::default();
-        wo.set_sync(self.fsync);
+        wo.set_sync(sync);
         self.db.write_opt(wb, &wo)?;
         Ok(())
+    }
+
+    /// Applies `batch` like `write`, but with `fsync` on leaves the syncing
+    /// to the group commit (`syncer`): `done` runs once `batch` and what was
+    /// written to `file` are on disk, together with whatever other appends
+    /// were waiting. With `fsync` off, `done` runs before this returns.
+    pub fn write_then_sync(
+        &self,
+        batch: Batch,
+        file: Option<Arc<File>>,
+        done: syncer::Done,
+    ) -> Result<(), StorageError> {
+        let Some(syncer) = &self.syncer else {
+            self.write(batch)?;
+            done(Ok(()));
+            return Ok(());
+        };
+        self.write_opt(batch, false)?;
+        syncer.sync(file, done);
+        Ok(())
+    }
+
+    /// Log appends made durable and the sync rounds that did it (`(0, 0)`
+    /// with `fsync` off).
+    pub fn sync_counts(&self) -> (u64, u64) {
+        self.syncer.as_ref().map_or((0, 0), |s| s.counts().get())
     }
 
     pub fn get(&self, cf: Cf, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StorageError> {

@@ -198,6 +198,20 @@ impl Segments {
     /// Appends entries, `(index, bytes)` in ascending index order; returns
     /// where each went. With `fsync` on, they are on disk when this returns.
     pub fn append(&self, entries: &[(u64, &[u8])]) -> Result<Vec<Location>, SegmentError> {
+        let (locations, unsynced) = self.append_unsynced(entries)?;
+        if let Some(file) = unsynced {
+            file.sync_data().map_err(|source| SegmentError { path: self.dir.clone(), source })?;
+        }
+        Ok(locations)
+    }
+
+    /// `append`, but with `fsync` on the file the last entries went to is
+    /// returned unsynced, for the caller to sync (`storage::syncer`); files
+    /// rolled away from on the way are synced here.
+    pub fn append_unsynced(
+        &self,
+        entries: &[(u64, &[u8])],
+    ) -> Result<(Vec<Location>, Option<Arc<File>>), SegmentError> {
         let mut inner = self.lock();
         let mut locations = Vec::with_capacity(entries.len());
         // Consecutive entries bound for the same segment go in one write.
@@ -227,12 +241,8 @@ impl Segments {
             run.extend_from_slice(bytes);
         }
         self.flush_run(&mut inner, &mut run)?;
-        if self.fsync {
-            if let Some(active) = inner.active.as_ref() {
-                active.file.sync_data().map_err(self.err(active.first))?;
-            }
-        }
-        Ok(locations)
+        let unsynced = if self.fsync { inner.active.as_ref().map(|a| a.file.clone()) } else { None };
+        Ok((locations, unsynced))
     }
 
     fn flush_run(&self, inner: &mut Inner, run: &mut Vec<u8>) -> Result<(), SegmentError> {

@@ -139,3 +139,54 @@ async fn idempotent_retries_are_written_once_and_gaps_refused() {
     assert_eq!((f.error_code, f.high_watermark, f.records.len()), (0, 5, 5));
     b.stop().await;
 }
+
+/// `fsync = true`: every acknowledged batch is read back, and partitions
+/// producing at once share their syncs (the group commit, `storage::syncer`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fsync_concurrent_appends_share_their_syncs() {
+    const PARTITIONS: i32 = 6;
+    const BATCHES: usize = 60;
+    let b = TestBroker::start_with(|c| c.fsync = true).await;
+    let mut c = Client::connect(b.kafka_addr()).await;
+    assert_eq!(create_topic(&mut c, "durable", PARTITIONS, &[]).await, 0);
+    let addr = b.kafka_addr();
+    let producers: Vec<_> = (0..PARTITIONS)
+        .map(|p| {
+            tokio::spawn(async move {
+                let mut c = Client::connect(addr).await;
+                for i in 0..BATCHES {
+                    let v = format!("p{p}-{i}");
+                    let (err, base) =
+                        produce(&mut c, "durable", p, records(&[&v], 1_000, Compression::None)).await;
+                    assert_eq!((err, base), (0, i as i64), "partition {p}, batch {i}");
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.expect("a producer's acknowledgements");
+    }
+    for p in 0..PARTITIONS {
+        let f = fetch(&mut c, "durable", p, 0).await;
+        let values: Vec<String> =
+            f.records.iter().map(|r| String::from_utf8_lossy(&r.1).into_owned()).collect();
+        assert_eq!(values, (0..BATCHES).map(|i| format!("p{p}-{i}")).collect::<Vec<_>>());
+    }
+    let text = reqwest::get(format!("http://{}/metrics", b.broker().http_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("raftka_{name}_total ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    let (appends, rounds) = (counter("log_synced_appends"), counter("log_sync_rounds"));
+    let produced = (PARTITIONS as usize * BATCHES) as u64;
+    assert!(appends >= produced, "{appends} synced appends for {produced} batches");
+    assert!(rounds < appends, "{rounds} sync rounds for {appends} appends: none shared");
+    b.stop().await;
+}
