@@ -3,7 +3,7 @@ librdkafka's own rdkafka_performance (so the client is not what is measured),
 broker CPU per million records, idle memory per partition replica, and how
 fast a restarted replica catches up.
 
-    make bench-log       # or: RAFTKA_BIN=... python bench/log.py [node|cluster|memory|catch-up]
+    make bench-log       # or: RAFTKA_BIN=... python bench/log.py [node|cluster|memory|catch-up|...]
 
 node: one broker, 6 partitions (RF=1), LOG_RECORDS (default 5,000,000)
   100-byte records, acks=all, linger.ms=10, batch.size=1000000; then the same
@@ -29,6 +29,14 @@ load: three brokers with LOG_LOAD_TOPICS (default 120) topics of 10
   them all and a topic created and deleted every second, for LOG_LOAD_SECONDS
   (default 60): each node's resident memory sampled twice a second (peak,
   and its swing over the last half of the run).
+consume-cpu: one broker holding LOG_RECORDS records in 6 partitions, read
+  from offset 0 by consume-perf's raw fetcher (the broker's Fetch path, not a
+  client's per-record work) LOG_RUNS times: records/s and the broker's CPU per
+  million records served.
+fsync: one broker with fsync = true, LOG_FSYNC_RECORDS (default 200,000)
+  records produced in batches of 100 (linger.ms=0, batch.num.messages=100),
+  LOG_RUNS runs: records/s, broker CPU per million, and how many appends each
+  group-commit round synced (/metrics).
 
 Every figure comes with the load average of the machine when it was taken.
 """
@@ -329,8 +337,64 @@ def load_test():
             c.run("down")
 
 
+def consume_cpu():
+    rates, cpu = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Broker(os.path.join(tmp, "b"), env={"RUST_LOG": "warn"}).start()
+        try:
+            create_topic(f"127.0.0.1:{b.http_port}", "perf", PARTITIONS, 1)
+            run_perf(produce_args(b.bootstrap, RECORDS))
+            for run in range(RUNS):
+                load = loadavg()
+                before = cpu_ms(b.proc.pid)
+                out = subprocess.run([CONSUME_PERF, b.bootstrap, "perf", str(PARTITIONS), str(RECORDS)],
+                                     capture_output=True, text=True, timeout=600)
+                assert out.returncode == 0, out.stderr[-2000:]
+                # consume-perf reads everything twice: librdkafka, then raw.
+                used = (cpu_ms(b.proc.pid) - before) / 2
+                rates.append(json.loads(out.stdout.strip().splitlines()[-1])["raw_rps"])
+                cpu.append(used / (RECORDS / 1e6))
+                print(f"  consume-cpu run {run + 1} (load {load}): raw fetcher {rates[-1]:,.0f} records/s, "
+                      f"broker {cpu[-1]:.0f} ms per million served (both readers averaged)")
+        finally:
+            b.stop()
+    print(f"consume-cpu: {RECORDS:,} records from offset 0, medians of {RUNS}: raw fetcher "
+          f"{statistics.median(rates):,.0f} records/s, broker {statistics.median(cpu):.0f} ms per million")
+
+
+def fsync():
+    records = int(os.environ.get("LOG_FSYNC_RECORDS", "200000"))
+    rates, cpu, per_round = [], [], []
+    for run in range(RUNS):
+        with tempfile.TemporaryDirectory(dir=os.path.expanduser("~")) as tmp:
+            b = Broker(os.path.join(tmp, "b"), env={"RUST_LOG": "warn", "RAFTKA_FSYNC": "true"}).start()
+            try:
+                create_topic(f"127.0.0.1:{b.http_port}", "perf", PARTITIONS, 1)
+                load = loadavg()
+                before = cpu_ms(b.proc.pid)
+                rate, line = run_perf(produce_args(b.bootstrap, records)
+                                      + ["-X", "linger.ms=0", "-X", "batch.num.messages=100"])
+                used = cpu_ms(b.proc.pid) - before
+                with urllib.request.urlopen(f"http://127.0.0.1:{b.http_port}/metrics", timeout=10) as r:
+                    metrics = r.read().decode()
+                counter = {l.split()[0]: float(l.split()[1]) for l in metrics.splitlines()
+                           if l.startswith(("raftka_log_synced_appends_total ", "raftka_log_sync_rounds_total "))}
+                appends = counter.get("raftka_log_synced_appends_total", 0)
+                rounds = counter.get("raftka_log_sync_rounds_total", 0)
+                rates.append(rate)
+                cpu.append(used / (records / 1e6))
+                per_round.append(appends / rounds if rounds else 0)
+                print(f"  fsync run {run + 1} (load {load}): {line}; broker {cpu[-1]:.0f} ms per million; "
+                      f"{appends:.0f} appends synced in {rounds:.0f} rounds")
+            finally:
+                b.stop()
+    print(f"fsync: {records:,} records in batches of 100, fsync = true, medians of {RUNS}: "
+          f"{statistics.median(rates):,.0f} records/s, broker {statistics.median(cpu):.0f} ms per million, "
+          f"{statistics.median(per_round):.2f} appends per sync round")
+
+
 if __name__ == "__main__":
     sections = {"node": node, "cluster": cluster, "memory": memory, "catch-up": catch_up, "latency": latency,
-                "load": load_test}
+                "load": load_test, "consume-cpu": consume_cpu, "fsync": fsync}
     for name in sys.argv[1:] or sections:
         sections[name]()
