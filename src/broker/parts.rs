@@ -231,14 +231,16 @@ impl Core {
             node.partitions.clone(),
             shutdown.clone(),
         ));
-        let app = http::router(Arc::new(http::Api {
+        let api = Arc::new(http::Api {
             node: node.clone(),
             peers: Default::default(),
             events,
             storage: self.storage.clone(),
             shutdown: shutdown.clone(),
             next_partition: Default::default(),
-        }));
+        });
+        tasks.spawn(http::hints::run(api.clone(), shutdown.clone()));
+        let app = http::router(api);
         let limits = http::server::Limits {
             max_connections: config.http_max_connections,
             max_per_ip: config.max_connections_per_ip,

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod error;
 pub mod groups;
+pub mod hints;
 pub mod openapi;
 pub mod peer;
 pub mod records;

@@ -109,11 +109,21 @@ impl Peers {
     /// `GET path` on the node at `http_addr`, as JSON; `None` if it does not
     /// answer 200 within `GATHER_TIMEOUT`.
     pub async fn get_json<T: DeserializeOwned>(&self, http_addr: &str, path: &str) -> Option<T> {
+        self.get_json_within(http_addr, path, GATHER_TIMEOUT).await
+    }
+
+    /// `get_json`, waiting at most `timeout`.
+    pub async fn get_json_within<T: DeserializeOwned>(
+        &self,
+        http_addr: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Option<T> {
         let resp = self
             .client
             .get(format!("http://{http_addr}{path}"))
             .header(FORWARDED, "1")
-            .timeout(GATHER_TIMEOUT)
+            .timeout(timeout)
             .send()
             .await
             .ok()?;

@@ -33,17 +33,22 @@ pub struct LeaderStatus {
 
 #[derive(Debug, Deserialize)]
 pub struct LeadingQuery {
-    /// Comma-separated topic names (a topic name has no comma).
-    topics: String,
+    /// Comma-separated topic names (a topic name has no comma); every topic
+    /// when absent.
+    topics: Option<String>,
 }
 
-/// `GET /v1/internal/leading?topics=a,b`: the partitions of these topics this
-/// node leads. For other nodes, not for users (not in the OpenAPI document).
+/// `GET /v1/internal/leading?topics=a,b`: the partitions of these topics (of
+/// every topic, without `topics`) this node leads. For other nodes, not for
+/// users (not in the OpenAPI document).
 pub async fn leading(
     State(api): State<AppState>,
     Params(q): Params<LeadingQuery>,
 ) -> Json<Vec<LeaderStatus>> {
-    let topics: BTreeSet<&str> = q.topics.split(',').filter(|t| !t.is_empty()).collect();
+    let Some(topics) = q.topics else {
+        return Json(local(&api, |_| true, true));
+    };
+    let topics: BTreeSet<&str> = topics.split(',').filter(|t| !t.is_empty()).collect();
     Json(local(&api, |t| topics.contains(t), true))
 }
 

@@ -56,9 +56,19 @@ pub async fn run(
     let mut asked: HashMap<GroupId, Instant> = HashMap::new();
     let (mut unsettled, mut seen_changes, mut last_pass) = (true, liveness.changes(), Instant::now());
     let mut seen_state = metadata.state();
+    // Reports go to the metadata leader, which may be the node that just
+    // died: the proposal can wait out the write timeout, and elections must
+    // not wait with it. One report is in flight at a time; a later pass
+    // sends what is still unreported.
+    let mut reporting: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                if let Some(report) = reporting.take() {
+                    report.abort();
+                }
+                return;
+            }
             _ = tick.tick() => {}
         }
         // A full pass costs about a microsecond per hosted replica: run it
@@ -78,12 +88,14 @@ pub async fn run(
         unsettled = elect(&mut elections, &metadata, &state, &partitions).await;
         let reports = unreported(node_id, &state, &partitions);
         unsettled |= !reports.is_empty();
-        if !reports.is_empty() {
-            let n = reports.len();
-            match metadata.propose(MetadataCommand::ReportLeaders(reports)).await {
-                Ok(_) => tracing::debug!(node_id, partitions = n, "reported partition leaderships"),
-                Err(e) => tracing::debug!(node_id, error = %e, "cannot report leaderships yet"),
-            }
+        if !reports.is_empty() && reporting.as_ref().is_none_or(|r| r.is_finished()) {
+            let (n, metadata) = (reports.len(), metadata.clone());
+            reporting = Some(tokio::spawn(async move {
+                match metadata.propose(MetadataCommand::ReportLeaders(reports)).await {
+                    Ok(_) => tracing::debug!(node_id, partitions = n, "reported partition leaderships"),
+                    Err(e) => tracing::debug!(node_id, error = %e, "cannot report leaderships yet"),
+                }
+            }));
         }
         if last_rebalance.elapsed() >= REBALANCE_EVERY {
             last_rebalance = Instant::now();

@@ -11,6 +11,7 @@ use openraft::BasicNode;
 use crate::metadata::state::{MetadataState, PartitionInfo};
 use crate::partition::command::PartRaft;
 use crate::partition::handle::PartitionHandle;
+use crate::partition::hints::LeaderHints;
 use crate::partition::store::PartitionStore;
 use crate::raft::applied::Machine;
 use crate::raft::log_store::LogStore;
@@ -41,6 +42,7 @@ pub struct PartitionManager {
     // A std lock: read on every produce and fetch, written on topic changes;
     // never held across an await.
     partitions: RwLock<HashMap<Key, PartitionHandle>>,
+    hints: LeaderHints,
 }
 
 impl PartitionManager {
@@ -60,6 +62,7 @@ impl PartitionManager {
             raft_config,
             append_limit,
             partitions: RwLock::new(HashMap::new()),
+            hints: LeaderHints::default(),
         }
     }
 
@@ -85,14 +88,40 @@ impl PartitionManager {
         // report of a newer term wins. A leader cut off from its quorum does
         // not name itself.
         let reported = reported.filter(|(l, _)| *l != self.node_id || local.is_some());
-        let best = match (local, reported) {
-            (Some(l), Some(r)) if r.1 > l.1 => Some(r),
-            (Some(l), _) => Some(l),
-            (None, r) => r,
+        let newer = |a: Option<(NodeId, u64)>, b: Option<(NodeId, u64)>| match (a, b) {
+            (Some(a), Some(b)) if b.1 > a.1 => Some(b),
+            (Some(a), _) => Some(a),
+            (None, b) => b,
         };
+        let best = newer(local, reported);
+        // Another node's report of a newer term (`hints`): it answered lately.
+        if let Some(hint) = self.hints.get(topic, partition).filter(|h| best.is_none_or(|b| h.1 > b.1)) {
+            return Some(hint);
+        }
         // A leader on a node known to be down is no leader: clients told so
-        // keep asking (quickly) instead of waiting on a dead broker.
-        best.filter(|(l, _)| self.registry.liveness().is_alive(*l))
+        // keep asking (quickly) instead of waiting on a dead broker. But a
+        // node that hears from no majority is the one cut off: its view of
+        // who is down is what failed, and it names the last leaders it knew.
+        best.filter(|(l, _)| self.registry.liveness().is_alive(*l) || self.cut_off(state))
+    }
+
+    /// Whether this node hears from fewer than half of the other brokers.
+    pub fn cut_off(&self, state: &MetadataState) -> bool {
+        let liveness = self.registry.liveness();
+        let alive = state.brokers.keys().filter(|&&n| liveness.is_alive(n)).count();
+        state.brokers.len() > 1 && alive * 2 <= state.brokers.len()
+    }
+
+    /// Whether this node should ask the others who leads what
+    /// (`partition::hints`): it is cut off, or knows no leader for some
+    /// partition.
+    pub fn needs_hints(&self, state: &MetadataState) -> bool {
+        self.cut_off(state) || self.leaderless(state) > 0
+    }
+
+    /// Leaders other nodes reported (`partition::hints`).
+    pub fn hints(&self) -> &LeaderHints {
+        &self.hints
     }
 
     /// Whether this node leads `h` and can reach a majority of its voters. A

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod command;
 pub mod compact;
 pub mod handle;
+pub mod hints;
 pub mod inflate;
 pub mod leadership;
 pub mod log;

@@ -279,3 +279,67 @@ async fn a_replica_away_while_megabyte_batches_were_written_catches_up() {
     replica_holds(&cluster, away, "large", &expected).await;
     cluster.shutdown().await;
 }
+
+/// Each partition's leader as node `addr`'s Kafka Metadata names it (-1: none).
+async fn metadata_leaders(addr: std::net::SocketAddr, topic: &str) -> Vec<i32> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(TopicName(crate::common::sb(topic))))
+    ]));
+    let resp: MetadataResponse = Client::connect(addr).await.send(ApiKey::Metadata, 12, &req).await;
+    let mut partitions: Vec<(i32, i32)> =
+        resp.topics[0].partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
+    partitions.sort_unstable();
+    partitions.into_iter().map(|(_, leader)| leader).collect()
+}
+
+/// Issue 15: a leader's node cut off from the others. Within 2 s every
+/// node's Metadata names, for every partition, a leader on the majority
+/// side — the cut-off node too, which learns them from its peers' admin
+/// APIs — and the cut-off node refuses writes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_a_leader_is_cut_off_every_node_names_the_majority_leaders() {
+    const PARTITIONS: i32 = 3;
+    let cluster = TestCluster::start(3, |_| {}).await;
+    let mut c = Client::connect(cluster.kafka_addr(1)).await;
+    assert_eq!(create_replicated_topic(&mut c, "cut", PARTITIONS, 3, &[]).await, 0);
+    let mut led = Vec::new();
+    for p in 0..PARTITIONS {
+        led.push(cluster.agreed_leader("cut", p, &[]).await);
+    }
+    let victim = led[0];
+    let ids = cluster.ids();
+    cluster.isolate(victim);
+    let cut = std::time::Instant::now();
+    let deadline = cut + Duration::from_secs(2);
+    let seen = loop {
+        let mut seen = Vec::new();
+        for &id in &ids {
+            seen.push((id, metadata_leaders(cluster.kafka_addr(id), "cut").await));
+        }
+        if seen.iter().all(|(_, leaders)| leaders.iter().all(|&l| l > 0 && l as u64 != victim)) {
+            break seen;
+        }
+        if std::time::Instant::now() >= deadline {
+            // What each replica of the victim's partition thought, for the failure.
+            let views: Vec<String> = ids
+                .iter()
+                .filter_map(|&id| cluster.broker(id).partitions.get("cut", 0).map(|h| (id, h)))
+                .map(|(id, h)| {
+                    let m = h.raft.metrics().borrow().clone();
+                    format!("node {id}: {:?} term {} leader {:?}", m.state, m.current_term, m.current_leader)
+                })
+                .collect();
+            panic!("2 s after node {victim} was cut off: {seen:?}; partition 0: {views:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("majority leaders named by every node {:?} after the cut: {seen:?}", cut.elapsed());
+    // The cut-off node cannot commit: it says so instead of holding the write.
+    let mut c = Client::connect(cluster.kafka_addr(victim)).await;
+    let (code, _) = produce(&mut c, "cut", 0, records(&["late"], 1_000, Compression::None)).await;
+    assert_eq!(code, kafka_protocol::ResponseError::NotLeaderOrFollower.code());
+    cluster.heal(victim);
+    cluster.shutdown().await;
+}
