@@ -70,6 +70,7 @@ pub struct MetadataHandle {
 }
 
 /// Where to send a metadata write.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Here,
     Peer(String),
@@ -150,6 +151,19 @@ impl MetadataHandle {
         self.liveness.is_alive(node)
     }
 
+    /// Brokers to place `rf` replicas on: those heard from within half the
+    /// node timeout, so a broker that just died gets none, unless fewer
+    /// than `rf` are (a busy cluster), then every live one.
+    fn placement_brokers(&self, rf: usize) -> Vec<NodeId> {
+        let fresh: Vec<NodeId> =
+            self.state().brokers.keys().copied().filter(|id| self.liveness.is_fresh(*id)).collect();
+        if fresh.len() >= rf {
+            fresh
+        } else {
+            self.live_brokers()
+        }
+    }
+
     /// Brokers that can take replicas (registered, and heard from lately),
     /// sorted by id.
     pub fn live_brokers(&self) -> Vec<NodeId> {
@@ -192,6 +206,17 @@ impl MetadataHandle {
     /// command twice (harmless for reports and id blocks; a create then
     /// answers TOPIC_ALREADY_EXISTS).
     async fn submit(&self, req: ForwardRequest) -> Result<MetadataResponse, MetadataError> {
+        self.submit_with(&|| Ok(req.clone())).await
+    }
+
+    /// `submit`, with the request made anew for each attempt: a new topic's
+    /// replicas are placed on the brokers live at the attempt that lands, not
+    /// on those live when the first attempt went to a controller that had
+    /// just died (the topic would be born with a dead replica).
+    async fn submit_with(
+        &self,
+        make: &(dyn Fn() -> Result<ForwardRequest, MetadataError> + Sync),
+    ) -> Result<MetadataResponse, MetadataError> {
         let deadline = Instant::now() + self.write_timeout;
         let timed_out = || MetadataError::Timeout(self.write_timeout);
         let mut hint: Option<Target> = None;
@@ -205,17 +230,30 @@ impl MetadataHandle {
                 next_seed += 1;
                 self.seeds.get(next_seed % self.seeds.len().max(1)).cloned().map(Target::Peer)
             });
+            let req = make()?;
             let attempt = match target {
                 Some(Target::Here) => {
-                    let local = forward::apply_here(&self.raft, req.clone());
+                    let local = forward::apply_here(&self.raft, req);
                     tokio::time::timeout(remaining, local).await.map_err(|_| timed_out())?
                 }
                 Some(Target::Peer(addr)) => {
-                    match forward::send(&self.transport, &addr, &req, remaining).await {
-                        Ok(reply) => reply,
-                        Err(TransportError::Timeout { .. }) => return Err(timed_out()),
-                        Err(e) => {
-                            tracing::debug!(%addr, error = %e, "metadata leader unreachable; retrying");
+                    let sent = forward::send(&self.transport, &addr, &req, remaining);
+                    tokio::select! {
+                        reply = sent => match reply {
+                            Ok(reply) => reply,
+                            Err(TransportError::Timeout { .. }) => return Err(timed_out()),
+                            Err(e) => {
+                                tracing::debug!(%addr, error = %e, "metadata leader unreachable; retrying");
+                                Err(ForwardFailure::NotLeader { leader: None })
+                            }
+                        },
+                        // A leader that stopped answering (paused, cut off)
+                        // is replaced within an election: the write goes to
+                        // the new one instead of waiting out the deadline.
+                        // Like a connection lost mid-call, the first may
+                        // still have applied it (see above).
+                        () = self.replaced(Target::Peer(addr.clone())) => {
+                            tracing::debug!(%addr, "metadata leader replaced mid-call; retrying");
                             Err(ForwardFailure::NotLeader { leader: None })
                         }
                     }
@@ -237,6 +275,20 @@ impl MetadataHandle {
                 Err(ForwardFailure::NotLeader { leader: None }) => {
                     tokio::time::sleep(RETRY_PAUSE.min(remaining)).await;
                 }
+            }
+        }
+    }
+
+    /// Resolves once this node knows a metadata leader other than `target`.
+    async fn replaced(&self, target: Target) {
+        let mut changes = self.raft.metrics();
+        loop {
+            if self.known_leader().is_some_and(|now| now != target) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                // The Raft stopped: the send's own deadline ends the call.
+                return std::future::pending().await;
             }
         }
     }
@@ -282,19 +334,35 @@ impl MetadataHandle {
         if validate_only {
             return Ok(id);
         }
-        // Rotate the start by the topic count so single-partition topics do
-        // not all get their leader on the same broker.
-        let offset = self.state().topics.len();
-        let replicas =
-            placement::place(&brokers, req.partitions as usize, req.replication_factor as usize, offset);
-        self.propose(MetadataCommand::CreateTopic {
-            name: req.name.clone(),
-            id,
-            replicas,
-            configs: req.configs.clone(),
-        })
-        .await?;
-        Ok(id)
+        let (count, rf) = (req.partitions as usize, req.replication_factor as usize);
+        let make = || {
+            let brokers = self.placement_brokers(rf);
+            if rf > brokers.len() {
+                return Err(MetadataError::InvalidReplicationFactor {
+                    requested: req.replication_factor,
+                    available: brokers.len(),
+                });
+            }
+            // Rotate the start by the topic count so single-partition topics
+            // do not all get their leader on the same broker.
+            let offset = self.state().topics.len();
+            Ok(ForwardRequest::Write(MetadataCommand::CreateTopic {
+                name: req.name.clone(),
+                id,
+                replicas: placement::place(&brokers, count, rf, offset),
+                configs: req.configs.clone(),
+            }))
+        };
+        match self.submit_with(&make).await {
+            Ok(_) => Ok(id),
+            // An attempt that was retried had landed after all.
+            Err(MetadataError::Rejected(Rejection::TopicExists(_)))
+                if self.state().topic(&req.name).is_some_and(|t| t.id == id) =>
+            {
+                Ok(id)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<(), MetadataError> {
@@ -331,8 +399,18 @@ impl MetadataHandle {
         if validate_only {
             return Ok(());
         }
-        let replicas = placement::place(&brokers, count as usize - current, rf, current);
-        self.propose(MetadataCommand::CreatePartitions { name: name.to_string(), replicas }).await.map(|_| ())
+        let make = || {
+            let brokers = self.placement_brokers(rf);
+            if rf > brokers.len() {
+                return Err(MetadataError::InvalidReplicationFactor {
+                    requested: rf as i32,
+                    available: brokers.len(),
+                });
+            }
+            let replicas = placement::place(&brokers, count as usize - current, rf, current);
+            Ok(ForwardRequest::Write(MetadataCommand::CreatePartitions { name: name.to_string(), replicas }))
+        };
+        self.submit_with(&make).await.map(|_| ())
     }
 
     pub async fn alter_configs(

@@ -2,7 +2,8 @@
 //! broker's own records): find the partition this broker leads, check every
 //! batch (framing, CRC, size against the topic's `max.message.bytes`, its
 //! records within the inflate limit), then append them through the
-//! partition's Raft group and wait for the majority commit. Each failure is
+//! partition's Raft group and wait for the majority commit, or until this
+//! broker stops serving as the leader. Each failure is
 //! an `AppendError` that every front end maps to its own answer.
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::metadata::topic_config::Effective;
 use crate::partition::batch::{self, BatchError};
-use crate::partition::handle::{Appended, PartitionError};
+use crate::partition::handle::{Appended, PartitionError, PartitionHandle};
 use crate::partition::routing::{Lookup, Routing};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +64,31 @@ pub async fn append(
     for (header, bytes) in &batches {
         batch::check_records(header, bytes).map_err(rejected)?;
     }
-    handle.append(records, timeout).await.map_err(|e| {
-        tracing::debug!(topic, partition, error = %e, "append failed");
-        AppendError::Partition(e)
-    })
+    let appended = handle.append(records, timeout);
+    tokio::select! {
+        appended = appended => appended.map_err(|e| {
+            tracing::debug!(topic, partition, error = %e, "append failed");
+            AppendError::Partition(e)
+        }),
+        // A leader cut off from its majority cannot commit: the client hears
+        // so and goes to the new leader, instead of waiting out its timeout
+        // (the write may still commit there, as with Kafka's NOT_LEADER).
+        () = lost_leadership(routing, &handle) => {
+            tracing::debug!(topic, partition, "leadership lost while appending");
+            Err(AppendError::NotLeader)
+        }
+    }
+}
+
+/// How often an append in flight checks that its leader still serves.
+const LEADERSHIP_CHECK: Duration = Duration::from_millis(100);
+
+/// Resolves once this node no longer serves as `handle`'s leader.
+async fn lost_leadership(routing: &Routing, handle: &PartitionHandle) {
+    loop {
+        tokio::time::sleep(LEADERSHIP_CHECK).await;
+        if !routing.partitions.serves_as_leader(handle) {
+            return;
+        }
+    }
 }

@@ -18,7 +18,7 @@
 //!   feeding it, whatever the failure detector says (a replica catching up
 //!   at full speed is too busy to hear pings in time, and each campaign of
 //!   its shorter log deposed the leader it was catching up from); nor does
-//!   one of a group with other voters that has had a term, in the first
+//!   one of a group with other voters that has had a leader, in the first
 //!   `RESTART_GRACE` node timeouts after this node started — a restarted
 //!   replica remembers the leadership it held before, and the group's
 //!   current leader contacts it within that time (`upkeep`);
@@ -221,13 +221,18 @@ impl Elections {
         if !voters.contains(&self.node_id) {
             return false;
         }
-        // A group that has had a term, tended in this node's first moments,
-        // is a restarted replica's (a group created later is not, however
-        // soon its leader dies).
+        // A group that has had a leader (whose first entry is at index 1,
+        // after the initial membership at 0), tended in this node's first
+        // moments, is a restarted replica's. A group created later is not,
+        // however soon its leader dies; nor is a new group whose first
+        // campaign failed: it has a term, but no leader ever wrote.
         let restarting = voters.len() > 1
-            && m.current_term > 0
+            && m.last_log_index.is_some_and(|i| i > 0)
             && now.duration_since(self.started) < self.liveness.timeout() * RESTART_GRACE;
         if restarting {
+            // The turns below count from the end of the grace, or every
+            // replica would find its turn long come and campaign at once.
+            self.leaderless_since.insert(group, now);
             return false;
         }
         let live: Vec<NodeId> =
@@ -241,7 +246,9 @@ impl Elections {
         if now.duration_since(since) < turn {
             return false;
         }
-        if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY) {
+        // Retries keep the turns too: two replicas whose campaigns split the
+        // vote would otherwise split it again, retry after retry.
+        if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY + turn) {
             return false;
         }
         if self.ballots.outdone_within(group, self.liveness.timeout() * 2) {

@@ -61,11 +61,22 @@ impl Liveness {
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {
+        self.heard_within(node, self.timeout)
+    }
+
+    /// Heard from within half the timeout (two pings missed at most): a
+    /// node that just died is still alive for up to a timeout, and new
+    /// replicas should not be placed on it meanwhile.
+    pub fn is_fresh(&self, node: NodeId) -> bool {
+        self.heard_within(node, self.timeout / 2)
+    }
+
+    fn heard_within(&self, node: NodeId, window: Duration) -> bool {
         if node == self.node_id {
             return true;
         }
         let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(&node).copied().unwrap_or(self.started).elapsed() < self.timeout
+        m.get(&node).copied().unwrap_or(self.started).elapsed() < window
     }
 }
 

@@ -310,8 +310,14 @@ async fn while_a_leader_is_cut_off_every_node_names_the_majority_leaders() {
     }
     let victim = led[0];
     let ids = cluster.ids();
+    // A write in flight at the victim when it is cut off.
+    let mut c = Client::connect(cluster.kafka_addr(victim)).await;
     cluster.isolate(victim);
     let cut = std::time::Instant::now();
+    let in_flight = tokio::spawn(async move {
+        let (code, _) = produce(&mut c, "cut", 0, records(&["in flight"], 1_000, Compression::None)).await;
+        (code, cut.elapsed())
+    });
     let deadline = cut + Duration::from_secs(2);
     let seen = loop {
         let mut seen = Vec::new();
@@ -336,10 +342,60 @@ async fn while_a_leader_is_cut_off_every_node_names_the_majority_leaders() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     eprintln!("majority leaders named by every node {:?} after the cut: {seen:?}", cut.elapsed());
-    // The cut-off node cannot commit: it says so instead of holding the write.
+    // The cut-off node cannot commit: it says so instead of holding the
+    // write in flight until the client's timeout, and refuses new ones.
+    let (code, answered) = in_flight.await.expect("the write in flight");
+    assert_eq!(code, kafka_protocol::ResponseError::NotLeaderOrFollower.code());
+    assert!(answered < Duration::from_secs(2), "the write in flight was answered {answered:?} after the cut");
     let mut c = Client::connect(cluster.kafka_addr(victim)).await;
     let (code, _) = produce(&mut c, "cut", 0, records(&["late"], 1_000, Compression::None)).await;
     assert_eq!(code, kafka_protocol::ResponseError::NotLeaderOrFollower.code());
     cluster.heal(victim);
+    cluster.shutdown().await;
+}
+
+/// Issue 15: the controller dies and a topic is created through another
+/// node at once. The create waits for a new controller, and its replicas go
+/// to brokers alive when it lands — not to the dead controller, which would
+/// leave two-replica partitions without a majority until it returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_topic_created_as_the_controller_dies_gets_leaders() {
+    const PARTITIONS: i32 = 6;
+    let cluster = TestCluster::start(3, |_| {}).await;
+    let controller = loop {
+        if let (Some(c), _) = cluster.broker(1).metadata.controller() {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let other = cluster.ids().into_iter().find(|&id| id != controller).expect("another node");
+    cluster.isolate(controller);
+    let started = std::time::Instant::now();
+    let mut c = Client::connect(cluster.kafka_addr(other)).await;
+    assert_eq!(create_replicated_topic(&mut c, "born", PARTITIONS, 2, &[]).await, 0);
+    let (created, waiting) = (started.elapsed(), std::time::Instant::now());
+    let deadline = waiting + Duration::from_secs(5);
+    loop {
+        let leaders = metadata_leaders(cluster.kafka_addr(other), "born").await;
+        if leaders.len() == PARTITIONS as usize && leaders.iter().all(|&l| l > 0 && l as u64 != controller) {
+            eprintln!(
+                "created {created:?} after the cut, every partition led {:?} later",
+                deadline.elapsed()
+            );
+            break;
+        }
+        let replicas = cluster
+            .broker(other)
+            .metadata
+            .state()
+            .topic("born")
+            .map(|t| t.partitions.iter().map(|p| p.replicas.clone()).collect::<Vec<_>>());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "5 s after the create, leaders {leaders:?}; replicas {replicas:?}, controller {controller} cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.heal(controller);
     cluster.shutdown().await;
 }
