@@ -3,7 +3,9 @@
 //! per broker diffs the leaders it knows (its own replicas' Raft state first,
 //! then the metadata group's reports, as Kafka `Metadata` answers) and the
 //! liveness detector against what it last saw, and broadcasts the changes to
-//! `GET /v1/cluster/events` and the election counter of `/metrics`.
+//! `GET /v1/cluster/events` and the election counter of `/metrics`; a group
+//! leaderless for longer than a bound is reported once (`stuck`), and
+//! counted for `/metrics` and `/v1/ready`.
 //!
 //! It polls rather than subscribing to every Raft group: a pass costs about a
 //! microsecond per partition, so it runs every `FAST` while someone listens
@@ -41,6 +43,10 @@ pub enum Event {
     Leader { group: String, leader: Option<NodeId>, term: u64, at: String },
     /// A broker went down (`alive: false`) or came back.
     Node { node_id: NodeId, alive: bool, at: String },
+    /// `group` has had no leader for longer than the bound (five node
+    /// timeouts): it cannot elect one (a majority of its replicas is gone)
+    /// until they return. Once per leaderless spell.
+    Stuck { group: String, since: String, at: String },
 }
 
 impl Event {
@@ -49,6 +55,7 @@ impl Event {
         match self {
             Event::Leader { .. } => "leader",
             Event::Node { .. } => "node",
+            Event::Stuck { .. } => "stuck",
         }
     }
 }
@@ -56,11 +63,12 @@ impl Event {
 pub struct Events {
     tx: broadcast::Sender<Event>,
     elections: AtomicU64,
+    stuck: AtomicU64,
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Self { tx: broadcast::channel(BACKLOG).0, elections: AtomicU64::new(0) }
+        Self { tx: broadcast::channel(BACKLOG).0, elections: AtomicU64::new(0), stuck: AtomicU64::new(0) }
     }
 }
 
@@ -73,6 +81,11 @@ impl Events {
     /// partitions).
     pub fn elections(&self) -> u64 {
         self.elections.load(Ordering::Relaxed)
+    }
+
+    /// Groups leaderless for longer than the bound, as of the last pass.
+    pub fn stuck(&self) -> u64 {
+        self.stuck.load(Ordering::Relaxed)
     }
 
     fn emit(&self, event: Event) {
@@ -94,13 +107,18 @@ fn now() -> String {
 struct Seen {
     leaders: BTreeMap<String, (Option<NodeId>, u64)>,
     alive: BTreeMap<NodeId, bool>,
+    /// Since when each leaderless group has had no leader (wall clock for
+    /// the event, monotonic for the bound), and whether it was reported.
+    leaderless: BTreeMap<String, (Instant, String, bool)>,
 }
 
-/// Runs until `shutdown`.
+/// Runs until `shutdown`; a group leaderless for longer than `stuck_after`
+/// is reported.
 pub async fn run(
     events: Arc<Events>,
     metadata: MetadataHandle,
     partitions: Arc<PartitionManager>,
+    stuck_after: Duration,
     shutdown: CancellationToken,
 ) {
     let mut seen = Seen::default();
@@ -113,7 +131,10 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
         }
-        let found = pass(&metadata, &partitions, &mut seen);
+        let mut found = pass(&metadata, &partitions, &mut seen);
+        found.extend(stuck(&mut seen, stuck_after));
+        let stuck_now = seen.leaderless.values().filter(|(_, _, reported)| *reported).count();
+        events.stuck.store(stuck_now as u64, Ordering::Relaxed);
         // The first pass records the state this node started in; only
         // changes after it are events.
         if first {
@@ -127,6 +148,25 @@ pub async fn run(
             events.emit(e);
         }
     }
+}
+
+/// Notes when groups lost their leader and reports, once, those leaderless
+/// for longer than `bound`.
+fn stuck(seen: &mut Seen, bound: Duration) -> Vec<Event> {
+    let leaderless: Vec<&String> =
+        seen.leaders.iter().filter(|(_, (leader, _))| leader.is_none()).map(|(g, _)| g).collect();
+    seen.leaderless.retain(|g, _| leaderless.contains(&g));
+    let mut out = Vec::new();
+    for group in leaderless {
+        let (since, since_text, reported) =
+            seen.leaderless.entry(group.clone()).or_insert_with(|| (Instant::now(), now(), false));
+        if !*reported && since.elapsed() > bound {
+            *reported = true;
+            tracing::warn!(group = %group, since = %since_text, "no leader can be elected");
+            out.push(Event::Stuck { group: group.clone(), since: since_text.clone(), at: now() });
+        }
+    }
+    out
 }
 
 /// Diffs the current leaders and liveness against `seen`, updating it.

@@ -252,6 +252,14 @@ impl Collector for Live {
         let alive =
             state.brokers.keys().map(|&n| (NodeLabels { node: n }, i64::from(self.metadata.is_alive(n))));
         family(&mut encoder, "node_alive", "1 while this node hears from the broker", alive.collect())?;
+        let stuck = Gauge::<i64>::default();
+        stuck.set(i64::try_from(self.events.stuck()).unwrap_or(i64::MAX));
+        stuck.encode(encoder.encode_descriptor(
+            "partitions_stuck",
+            "Groups without a leader for longer than five node timeouts (a majority of replicas gone)",
+            None,
+            stuck.metric_type(),
+        )?)?;
         let elections = ConstCounter::new(self.events.elections());
         elections.encode(encoder.encode_descriptor(
             "raft_elections",

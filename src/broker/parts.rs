@@ -38,6 +38,11 @@ use crate::storage::Storage;
 use super::cluster::{follow_metadata, form_metadata_group, join, register};
 use super::BrokerError;
 
+/// A group leaderless for this many node timeouts cannot elect (a majority
+/// of its replicas is gone): the events stream, `/metrics` and `/v1/ready`
+/// report it (`events`).
+const STUCK_AFTER_NODE_TIMEOUTS: u32 = 5;
+
 pub(super) async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, BrokerError> {
     TcpListener::bind(addr).await.map_err(|source| BrokerError::Bind { what, addr: addr.to_string(), source })
 }
@@ -229,6 +234,7 @@ impl Core {
             events.clone(),
             node.metadata.clone(),
             node.partitions.clone(),
+            config.node_timeout * STUCK_AFTER_NODE_TIMEOUTS,
             shutdown.clone(),
         ));
         let api = Arc::new(http::Api {

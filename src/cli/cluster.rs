@@ -80,6 +80,9 @@ fn print_event(opts: &Opts, event: &str, data: &str) {
             Ok(Event::Node { node_id, alive, at }) => {
                 println!("{at}  node {node_id} {}", if alive { "up" } else { "DOWN" })
             }
+            Ok(Event::Stuck { group, since, at }) => {
+                println!("{at}  {group}: NO LEADER since {since} (a majority of its replicas is gone)")
+            }
             Err(_) => return,
         }
     }

@@ -75,7 +75,7 @@ pub async fn ready(State(api): State<AppState>) -> impl IntoResponse {
         !statuses.get(key).and_then(|s| s.isr.as_ref()).is_some_and(|isr| isr.contains(&ctx.node_id))
     });
     let body = json!({"node_id": ctx.node_id, "controller": controller, "leaderless_partitions": leaderless,
-        "lagging_replicas": hosted.len()});
+        "stuck_partitions": api.events.stuck(), "lagging_replicas": hosted.len()});
     let ok = controller.is_some() && leaderless == 0 && hosted.is_empty();
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }

@@ -100,7 +100,7 @@ pub async fn run(
         if last_rebalance.elapsed() >= REBALANCE_EVERY {
             last_rebalance = Instant::now();
             asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
-            rebalance(node_id, &state, &partitions, &transport, &liveness, &mut asked).await;
+            rebalance(node_id, &state, &partitions, &transport, &liveness, &mut asked);
         }
     }
 }
@@ -173,11 +173,11 @@ fn unreported(node_id: NodeId, state: &MetadataState, partitions: &PartitionMana
         .collect()
 }
 
-async fn rebalance(
+fn rebalance(
     node_id: NodeId,
     state: &MetadataState,
     partitions: &PartitionManager,
-    transport: &Transport,
+    transport: &Arc<Transport>,
     liveness: &Liveness,
     asked: &mut HashMap<GroupId, Instant>,
 ) {
@@ -203,7 +203,10 @@ async fn rebalance(
         asked.insert(h.group, Instant::now());
         moved += 1;
         tracing::info!(topic = %h.topic, partition = h.partition, to = preferred, "moving leadership back to the preferred replica");
-        ask_to_campaign(transport, &broker.raft_addr, h.group).await;
+        // Not awaited here: a preferred replica that stopped answering would
+        // hold the election loop for the RPC's timeout.
+        let (transport, addr, group) = (transport.clone(), broker.raft_addr.clone(), h.group);
+        tokio::spawn(async move { ask_to_campaign(&transport, &addr, group).await });
     }
 }
 

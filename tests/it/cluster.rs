@@ -399,3 +399,62 @@ async fn a_topic_created_as_the_controller_dies_gets_leaders() {
     cluster.heal(controller);
     cluster.shutdown().await;
 }
+
+/// Issue 15: a partition that cannot elect (its leader's node cut off, the
+/// one other replica alone) is reported once it has been leaderless for
+/// five node timeouts — `/v1/ready` and `/metrics` on the nodes that know —
+/// and no longer once it has a leader again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_that_cannot_elect_is_reported() {
+    let cluster = TestCluster::start(3, |_| {}).await;
+    let mut c = Client::connect(cluster.kafka_addr(1)).await;
+    assert_eq!(create_replicated_topic(&mut c, "pair", 1, 2, &[]).await, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let leader = loop {
+        match metadata_leaders(cluster.kafka_addr(1), "pair").await.first() {
+            Some(&l) if l > 0 => break l as u64,
+            _ => assert!(std::time::Instant::now() < deadline, "no leader for pair/0"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let replicas =
+        cluster.broker(leader).metadata.state().topic("pair").expect("topic").partitions[0].replicas.clone();
+    let survivor = *replicas.iter().find(|&&r| r != leader).expect("a second replica");
+    let http = cluster.broker(survivor).http_addr;
+    let stuck = move || async move {
+        let ready: serde_json::Value =
+            reqwest::get(format!("http://{http}/v1/ready")).await.expect("ready").json().await.expect("json");
+        let metrics = reqwest::get(format!("http://{http}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let gauge =
+            metrics.lines().find_map(|l| l.strip_prefix("raftka_partitions_stuck ")).map(str::to_string);
+        (ready["stuck_partitions"].as_u64(), gauge)
+    };
+    assert_eq!(stuck().await, (Some(0), Some("0".into())));
+    let mut events = reqwest::get(format!("http://{http}/v1/cluster/events")).await.expect("events stream");
+    cluster.isolate(leader);
+    let cut = std::time::Instant::now();
+    wait_until(Duration::from_secs(10), "the partition reported stuck", || async {
+        stuck().await == (Some(1), Some("1".into()))
+    })
+    .await;
+    // Five node timeouts (2.5 s here) after it lost its leader, not before.
+    assert!(cut.elapsed() > Duration::from_millis(2_500), "reported {:?} after the cut", cut.elapsed());
+    // The events stream says so too, once.
+    let mut seen = String::new();
+    while !(seen.contains("event: stuck") && seen.contains("pair/0")) {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk()).await;
+        let chunk = chunk.expect("a stuck event within 5 s").expect("the stream").expect("open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    cluster.heal(leader);
+    wait_until(Duration::from_secs(10), "the report withdrawn once a leader is back", || async {
+        stuck().await == (Some(0), Some("0".into()))
+    })
+    .await;
+    cluster.shutdown().await;
+}
