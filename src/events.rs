@@ -12,7 +12,7 @@
 //! or something just changed, and every `SLOW` otherwise, keeping idle CPU
 //! flat with thousands of partitions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -153,9 +153,9 @@ pub async fn run(
 /// Notes when groups lost their leader and reports, once, those leaderless
 /// for longer than `bound`.
 fn stuck(seen: &mut Seen, bound: Duration) -> Vec<Event> {
-    let leaderless: Vec<&String> =
+    let leaderless: BTreeSet<&String> =
         seen.leaders.iter().filter(|(_, (leader, _))| leader.is_none()).map(|(g, _)| g).collect();
-    seen.leaderless.retain(|g, _| leaderless.contains(&g));
+    seen.leaderless.retain(|g, _| leaderless.contains(g));
     let mut out = Vec::new();
     for group in leaderless {
         let (since, since_text, reported) =

@@ -153,15 +153,19 @@ impl MetadataHandle {
 
     /// Brokers to place `rf` replicas on: those heard from within half the
     /// node timeout, so a broker that just died gets none, unless fewer
-    /// than `rf` are (a busy cluster), then every live one.
-    fn placement_brokers(&self, rf: usize) -> Vec<NodeId> {
+    /// than `rf` are (a busy cluster), then every live one; an error when
+    /// fewer than `rf` are live.
+    fn placement_brokers(&self, rf: usize) -> Result<Vec<NodeId>, MetadataError> {
         let fresh: Vec<NodeId> =
             self.state().brokers.keys().copied().filter(|id| self.liveness.is_fresh(*id)).collect();
-        if fresh.len() >= rf {
-            fresh
-        } else {
-            self.live_brokers()
+        let brokers = if fresh.len() >= rf { fresh } else { self.live_brokers() };
+        if rf > brokers.len() {
+            return Err(MetadataError::InvalidReplicationFactor {
+                requested: i32::try_from(rf).unwrap_or(i32::MAX),
+                available: brokers.len(),
+            });
         }
+        Ok(brokers)
     }
 
     /// Brokers that can take replicas (registered, and heard from lately),
@@ -336,13 +340,7 @@ impl MetadataHandle {
         }
         let (count, rf) = (req.partitions as usize, req.replication_factor as usize);
         let make = || {
-            let brokers = self.placement_brokers(rf);
-            if rf > brokers.len() {
-                return Err(MetadataError::InvalidReplicationFactor {
-                    requested: req.replication_factor,
-                    available: brokers.len(),
-                });
-            }
+            let brokers = self.placement_brokers(rf)?;
             // Rotate the start by the topic count so single-partition topics
             // do not all get their leader on the same broker.
             let offset = self.state().topics.len();
@@ -400,13 +398,7 @@ impl MetadataHandle {
             return Ok(());
         }
         let make = || {
-            let brokers = self.placement_brokers(rf);
-            if rf > brokers.len() {
-                return Err(MetadataError::InvalidReplicationFactor {
-                    requested: rf as i32,
-                    available: brokers.len(),
-                });
-            }
+            let brokers = self.placement_brokers(rf)?;
             let replicas = placement::place(&brokers, count as usize - current, rf, current);
             Ok(ForwardRequest::Write(MetadataCommand::CreatePartitions { name: name.to_string(), replicas }))
         };
