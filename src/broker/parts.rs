@@ -195,7 +195,10 @@ impl Core {
             partitions.clone(),
             self.transport.clone(),
             Elections::new(node_id, self.liveness.clone(), self.registry.ballots().clone()),
-            self.liveness.clone(),
+            leadership::Availability {
+                liveness: self.liveness.clone(),
+                return_delay: config.leader_return_delay,
+            },
             shutdown.clone(),
         ));
         Ok(partitions)

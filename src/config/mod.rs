@@ -187,6 +187,14 @@ pub struct Config {
     /// partitions it led elect new leaders. Default 500.
     #[serde(rename = "node_timeout_ms", with = "crate::codec::millis")]
     pub node_timeout: Duration,
+    /// A broker that comes back (restarted, resumed, its network restored)
+    /// takes its preferred partition leaderships back once it has been up
+    /// this long (ms). Sooner, clients still backing off their reconnects to
+    /// it would stall on those partitions: librdkafka waits up to
+    /// `reconnect.backoff.max.ms` (10 s by default) between attempts.
+    /// Default 12000.
+    #[serde(rename = "leader_return_delay_ms", with = "crate::codec::millis")]
+    pub leader_return_delay: Duration,
     /// Largest inter-broker frame. Default 256 MiB.
     pub raft_max_frame_bytes: usize,
     /// How long a graceful shutdown may take before tasks are aborted, in ms.
@@ -261,6 +269,7 @@ impl Default for Config {
             raft_snapshot_logs: 10_000,
             raft_rpc_timeout: Duration::from_millis(2_000),
             node_timeout: Duration::from_millis(500),
+            leader_return_delay: Duration::from_millis(12_000),
             raft_max_frame_bytes: 256 * 1024 * 1024,
             shutdown_timeout: Duration::from_millis(10_000),
             offsets_topic_num_partitions: 50,

@@ -9,6 +9,7 @@ use openraft::error::{ClientWriteError, RaftError};
 
 use crate::partition::command::PartRaft;
 use crate::partition::command::{AppendRejection, PartitionCommand, PartitionResponse};
+use crate::partition::fence::Fence;
 use crate::partition::log::{PartitionLog, ReadError};
 use crate::raft::types::{GroupId, NodeId};
 
@@ -39,6 +40,8 @@ pub struct PartitionHandle {
     pub group: GroupId,
     pub raft: PartRaft,
     pub log: Arc<PartitionLog>,
+    /// Raised while this leader hands the group over (`leadership`).
+    pub fence: Arc<Fence>,
 }
 
 impl std::fmt::Debug for PartitionHandle {
@@ -104,6 +107,7 @@ impl PartitionHandle {
 
     /// Appends validated batches once a majority of replicas has them.
     pub async fn append(&self, records: Bytes, timeout: Duration) -> Result<Appended, PartitionError> {
+        self.fence.passed().await;
         match self.propose(PartitionCommand::Append { records }, timeout).await? {
             PartitionResponse::Appended { base_offset, log_start_offset } => {
                 Ok(Appended { base_offset, log_start_offset })

@@ -8,8 +8,9 @@
 //! - Elections of every group this node hosts, the metadata group's
 //!   included, are decided by `raft::leadership::Elections` on each pass.
 //! - Leadership goes back to the preferred replica (the first of the replica
-//!   set) once it is caught up, and is handed to a caught-up replica on a
-//!   graceful shutdown (`raft::leadership::hand_over`).
+//!   set) once it is caught up and, if it was down, has been back for the
+//!   return delay (clients reconnect to it meanwhile); it is handed to a
+//!   caught-up replica on a graceful shutdown (`raft::leadership::hand_over`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metadata::command::{LeaderReport, MetadataCommand};
 use crate::metadata::handle::MetadataHandle;
 use crate::metadata::state::MetadataState;
+use crate::partition::handle::PartitionHandle;
 use crate::partition::manager::PartitionManager;
 use crate::raft::leadership::{self, ask_to_campaign, caught_up_replica, Elections, GroupView, Heartbeats};
 use crate::raft::liveness::Liveness;
@@ -36,8 +38,23 @@ const REBALANCE_EVERY: Duration = Duration::from_secs(3);
 /// At most this many leaderships move per rebalance round, so a returning
 /// node takes its partitions back gradually.
 const MAX_TRANSFERS_PER_ROUND: usize = 64;
+/// Longest a leader holds new appends while it hands a group over.
+const TRANSFER_FENCE: Duration = Duration::from_millis(500);
 /// A replica asked to campaign is not asked again for this long.
 const TRANSFER_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// Which replicas may take leaderships back: live ones that, if they were
+/// down, have been back for `return_delay`.
+pub struct Availability {
+    pub liveness: Arc<Liveness>,
+    pub return_delay: Duration,
+}
+
+impl Availability {
+    fn may_take_back(&self, node: NodeId) -> bool {
+        self.liveness.is_alive(node) && !self.liveness.back_within(node, self.return_delay)
+    }
+}
 
 /// Runs until `shutdown`: drives elections, reports leaders and rebalances
 /// leaderships.
@@ -47,9 +64,10 @@ pub async fn run(
     partitions: Arc<PartitionManager>,
     transport: Arc<Transport>,
     mut elections: Elections,
-    liveness: Arc<Liveness>,
+    availability: Availability,
     shutdown: CancellationToken,
 ) {
+    let liveness = &availability.liveness;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rebalance = Instant::now();
@@ -100,7 +118,7 @@ pub async fn run(
         if last_rebalance.elapsed() >= REBALANCE_EVERY {
             last_rebalance = Instant::now();
             asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
-            rebalance(node_id, &state, &partitions, &transport, &liveness, &mut asked);
+            rebalance(node_id, &state, &partitions, &transport, &availability, &mut asked);
         }
     }
 }
@@ -178,7 +196,7 @@ fn rebalance(
     state: &MetadataState,
     partitions: &PartitionManager,
     transport: &Arc<Transport>,
-    liveness: &Liveness,
+    availability: &Availability,
     asked: &mut HashMap<GroupId, Instant>,
 ) {
     let mut moved = 0;
@@ -194,7 +212,7 @@ fn rebalance(
         };
         let Some(&preferred) = info.replicas.first() else { continue };
         if preferred == node_id
-            || !liveness.is_alive(preferred)
+            || !availability.may_take_back(preferred)
             || caught_up_replica(&h.raft, node_id, &[preferred]) != Some(preferred)
         {
             continue;
@@ -205,9 +223,29 @@ fn rebalance(
         tracing::info!(topic = %h.topic, partition = h.partition, to = preferred, "moving leadership back to the preferred replica");
         // Not awaited here: a preferred replica that stopped answering would
         // hold the election loop for the RPC's timeout.
-        let (transport, addr, group) = (transport.clone(), broker.raft_addr.clone(), h.group);
-        tokio::spawn(async move { ask_to_campaign(&transport, &addr, group).await });
+        tokio::spawn(transfer(h, node_id, preferred, broker.raft_addr.clone(), transport.clone()));
     }
+}
+
+/// Hands `h`'s group from this leader to the caught-up replica `to` (at
+/// `addr`): appends wait at the fence until `to` holds every entry, then
+/// `to` campaigns with a log as long as this leader's, which votes for it.
+async fn transfer(h: PartitionHandle, me: NodeId, to: NodeId, addr: String, transport: Arc<Transport>) {
+    let until = Instant::now() + TRANSFER_FENCE;
+    h.fence.raise(until);
+    let has_all = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
+        m.replication
+            .as_ref()
+            .and_then(|r| r.get(&to))
+            .is_some_and(|matched| matched.map(|l| l.index) == m.last_log_index)
+    };
+    // Entries proposed before the fence went up reach `to` within a round trip.
+    if h.raft.wait(Some(TRANSFER_FENCE / 2)).metrics(has_all, "replica caught up").await.is_ok() {
+        ask_to_campaign(&transport, &addr, h.group).await;
+        let left = until.saturating_duration_since(Instant::now());
+        let _ = h.raft.wait(Some(left)).metrics(|m| m.current_leader != Some(me), "handed over").await;
+    }
+    h.fence.lower();
 }
 
 /// Asks a caught-up replica among `candidates` to take `group` over.

@@ -230,7 +230,7 @@ impl PartitionManager {
             }
         }
         tracing::info!(%topic, partition, group, "partition replica started");
-        Ok(PartitionHandle { topic, partition, group, raft, log })
+        Ok(PartitionHandle { topic, partition, group, raft, log, fence: Arc::default() })
     }
 
     async fn stop(&self, handle: &PartitionHandle, delete_data: bool) {

@@ -9,6 +9,7 @@ pub mod append;
 pub mod batch;
 pub mod command;
 pub mod compact;
+pub mod fence;
 pub mod handle;
 pub mod hints;
 pub mod inflate;

@@ -103,8 +103,8 @@ pub struct Elections {
     /// When this node's elections began: groups it opened at start-up are a
     /// restarted replica's.
     started: Instant,
-    /// The last log index each group was seen at, and when it last grew.
-    growth: HashMap<GroupId, (Option<u64>, Option<Instant>)>,
+    /// Each group's log growth (`Growth`).
+    growth: HashMap<GroupId, Growth>,
     /// Whether this pass met a group without a healthy leader (or a lagging
     /// follower): then the next tick must look again.
     unsettled: bool,
@@ -197,22 +197,19 @@ impl Elections {
             self.leaderless_since.insert(group, now);
         }
         let alive = |n: NodeId| self.liveness.is_alive(n);
-        let grew = match self.growth.get(&group) {
-            Some((index, _)) if *index != m.last_log_index => {
-                self.growth.insert(group, (m.last_log_index, Some(now)));
-                true
-            }
-            Some((_, at)) => at.is_some_and(|at| now.duration_since(at) < self.liveness.timeout()),
-            None => {
-                self.growth.insert(group, (m.last_log_index, None));
-                false
-            }
-        };
-        let leader_ok = grew || m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
+        let grew = self.growth.entry(group).or_insert(Growth::new(m.last_log_index, now)).grew_within(
+            m.last_log_index,
+            now,
+            self.liveness.timeout(),
+        );
+        let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
         // A live leader the metadata knows under a newer term will reach us.
         let newer_elsewhere =
             view.reported.is_some_and(|(l, term)| l != self.node_id && alive(l) && term > m.current_term);
-        if leader_ok || newer_elsewhere {
+        if grew || leader_alive || newer_elsewhere {
+            // A leader vouched for by its entries alone may have just died:
+            // look again next tick, not after an idle pass (a second).
+            self.unsettled |= !leader_alive;
             self.leaderless_since.insert(group, now);
             return false;
         }
@@ -277,6 +274,33 @@ impl Elections {
     }
 }
 
+/// A group's last log index as last looked at, and when it last grew.
+#[derive(Debug, Clone, Copy)]
+struct Growth {
+    index: Option<u64>,
+    looked: Instant,
+    grew: Option<Instant>,
+}
+
+impl Growth {
+    fn new(index: Option<u64>, now: Instant) -> Self {
+        Self { index, looked: now, grew: None }
+    }
+
+    /// Records a look at `index`; whether the log grew within `window`.
+    /// Growth since the last look is dated to that look, the earliest it can
+    /// have happened: after an idle pass a second ago, entries received just
+    /// before a leader died must not vouch for it for another `window`.
+    fn grew_within(&mut self, index: Option<u64>, now: Instant, window: Duration) -> bool {
+        if index != self.index {
+            self.grew = Some(self.looked);
+            self.index = index;
+        }
+        self.looked = now;
+        self.grew.is_some_and(|at| now.duration_since(at) < window)
+    }
+}
+
 /// The first of `candidates` (other than this node) that has every entry of
 /// the log this node leads.
 pub fn caught_up_replica<C>(raft: &Raft<C>, me: NodeId, candidates: &[NodeId]) -> Option<NodeId>
@@ -318,4 +342,23 @@ where
     let addr = raft_addr(to)?;
     ask_to_campaign(transport, &addr, group).await;
     Some(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_seen_after_an_idle_pass_does_not_vouch_for_a_leader() {
+        let (t0, window) = (Instant::now(), Duration::from_millis(500));
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut g = Growth::new(Some(10), t0);
+        // Looked at again a second later: it grew meanwhile, but the leader
+        // may have died right after.
+        assert!(!g.grew_within(Some(20), at(1000), window));
+        // Looked at every tick while a leader feeds it: it grows.
+        assert!(g.grew_within(Some(30), at(1050), window));
+        assert!(g.grew_within(Some(30), at(1400), window));
+        assert!(!g.grew_within(Some(30), at(1600), window), "no growth for longer than the window");
+    }
 }

@@ -29,7 +29,15 @@ pub struct Liveness {
     /// Bumped whenever a peer is seen to go down or come back.
     changes: AtomicU64,
     // A std mutex: a map update or lookup, never held across an await.
-    last_heard: Mutex<HashMap<NodeId, Instant>>,
+    last_heard: Mutex<HashMap<NodeId, Heard>>,
+}
+
+/// When a peer was last heard from, and when it was heard again after a
+/// silence longer than the timeout (it was down, to this node).
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    last: Instant,
+    back: Option<Instant>,
 }
 
 impl Liveness {
@@ -57,7 +65,23 @@ impl Liveness {
     }
 
     pub fn heard(&self, node: NodeId) {
-        self.last_heard.lock().unwrap_or_else(PoisonError::into_inner).insert(node, Instant::now());
+        let now = Instant::now();
+        let mut m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+        // Never heard yet: down to this node once the start-up grace is over.
+        let last = m.get(&node).map_or(self.started, |h| h.last);
+        let back = if now.duration_since(last) >= self.timeout {
+            Some(now)
+        } else {
+            m.get(&node).and_then(|h| h.back)
+        };
+        m.insert(node, Heard { last: now, back });
+    }
+
+    /// Whether `node` came back from being down (restarted, resumed, its
+    /// network restored) less than `window` ago.
+    pub fn back_within(&self, node: NodeId, window: Duration) -> bool {
+        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+        m.get(&node).and_then(|h| h.back).is_some_and(|at| at.elapsed() < window)
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {
@@ -76,7 +100,7 @@ impl Liveness {
             return true;
         }
         let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(&node).copied().unwrap_or(self.started).elapsed() < window
+        m.get(&node).map_or(self.started, |h| h.last).elapsed() < window
     }
 }
 
@@ -151,5 +175,15 @@ mod tests {
         assert!(l.is_alive(1), "a node is always alive to itself");
         l.heard(2);
         assert!(l.is_alive(2));
+        assert!(l.back_within(2, Duration::from_secs(60)), "heard again after it was down: it came back");
+    }
+
+    #[test]
+    fn a_peer_heard_without_a_gap_never_came_back() {
+        let l = Liveness::new(1, Duration::from_secs(60));
+        l.heard(2);
+        l.heard(2);
+        assert!(l.is_alive(2));
+        assert!(!l.back_within(2, Duration::from_secs(60)), "heard within the start-up grace: never down");
     }
 }

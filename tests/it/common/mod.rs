@@ -38,6 +38,9 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         // Tests write records with small, fixed timestamps; the default seven
         // days would expire them. Retention tests set it per topic.
         log_retention: None,
+        // The in-process client reconnects at once: a returning replica
+        // need not wait for clients' reconnect back-off.
+        leader_return_delay: Duration::ZERO,
         ..Config::default()
     }
 }
