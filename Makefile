@@ -6,7 +6,7 @@ VENV := .venv/clients
 VENV2 := .venv/kafka-python-2
 PYTEST_ARGS ?=
 
-.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups bench-http bench-edge bench-log fuzz fuzz-corpus venv
+.PHONY: run stop test deps build rust-test client-test fmt-check lint fmt bench bench-tools bench-node bench-cluster bench-groups bench-http bench-edge bench-log bench-faults fuzz fuzz-corpus venv
 
 ## A local cluster on this machine (Ctrl-C stops it).
 run: build
@@ -64,7 +64,7 @@ client-test: venv build
 	# A -k that selects nothing among the seed tests is not a failure (pytest's 5).
 	RAFTKA_BIN=$(BIN) $(VENV2)/bin/python -m pytest -q tests/clients/test_seed.py $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-bench: bench-node bench-cluster bench-groups bench-http bench-edge bench-log
+bench: bench-node bench-cluster bench-groups bench-http bench-edge bench-log bench-faults
 
 bench-tools: deps venv build
 	cargo build --release --manifest-path bench/consume-perf/Cargo.toml
@@ -91,6 +91,11 @@ bench-edge: bench-tools
 bench-log: bench-tools
 	bench/tools/build-rdkafka-performance $(CARGO_TARGET_DIR)/bench/rdkafka_performance
 	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/log.py
+
+## Failover as default-settings clients see it: 100 faults of five kinds,
+## per-partition outage and stall, lost/duplicated/reordered (issue 15).
+bench-faults: deps venv build
+	RAFTKA_BIN=$(BIN) $(VENV)/bin/python bench/faults.py
 
 fmt:
 	cargo fmt

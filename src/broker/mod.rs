@@ -84,6 +84,7 @@ pub struct Broker {
     config: Arc<Config>,
     storage: Arc<Storage>,
     transport: Arc<Transport>,
+    registry: Arc<Registry>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     raft_stop: CancellationToken,
@@ -135,7 +136,7 @@ impl Broker {
         ));
 
         tracing::info!(node_id, kafka = %addrs.kafka, http = %addrs.http, raft = %addrs.raft, "ready");
-        let Core { storage, transport, shutdown, tasks, .. } = core;
+        let Core { storage, transport, registry, shutdown, tasks, .. } = core;
         Ok(Broker {
             node_id,
             kafka_addr: addrs.kafka,
@@ -147,6 +148,7 @@ impl Broker {
             config,
             storage,
             transport,
+            registry,
             shutdown,
             tasks,
             raft_stop,
@@ -157,13 +159,19 @@ impl Broker {
     /// Graceful shutdown; returns once RocksDB is flushed.
     pub async fn shutdown(self) {
         tracing::info!(node_id = self.node_id, "shutting down");
+        // Leaderships go first, while clients are still connected: a write
+        // in flight commits or hears NOT_LEADER_OR_FOLLOWER with the new
+        // leader known, and the client moves at once. Connections closed
+        // first would leave clients finding this node still named leader and
+        // backing off for seconds.
+        self.registry.drain();
+        self.hand_over_leaderships().await;
         self.shutdown.cancel();
         self.tasks.close();
         let deadline = self.config.shutdown_timeout;
         if tokio::time::timeout(deadline, self.tasks.wait()).await.is_err() {
             tracing::warn!(tasks = self.tasks.len(), "tasks still running at the shutdown deadline");
         }
-        self.hand_over_leaderships().await;
         self.raft_stop.cancel();
         self.raft_tasks.close();
         self.raft_tasks.wait().await;

@@ -23,7 +23,9 @@ use crate::metadata::handle::MetadataHandle;
 use crate::metadata::state::MetadataState;
 use crate::partition::handle::PartitionHandle;
 use crate::partition::manager::PartitionManager;
-use crate::raft::leadership::{self, ask_to_campaign, caught_up_replica, Elections, GroupView, Heartbeats};
+use crate::raft::leadership::{
+    self, ask_to_campaign, caught_up_replica, first_with_every_entry, Elections, GroupView, Heartbeats,
+};
 use crate::raft::liveness::Liveness;
 use crate::raft::network::Transport;
 use crate::raft::types::{GroupId, NodeId, METADATA_GROUP};
@@ -223,25 +225,34 @@ fn rebalance(
         tracing::info!(topic = %h.topic, partition = h.partition, to = preferred, "moving leadership back to the preferred replica");
         // Not awaited here: a preferred replica that stopped answering would
         // hold the election loop for the RPC's timeout.
-        tokio::spawn(transfer(h, node_id, preferred, broker.raft_addr.clone(), transport.clone()));
+        let to = vec![(preferred, broker.raft_addr.clone())];
+        tokio::spawn(transfer(h, node_id, to, transport.clone(), TRANSFER_FENCE));
     }
 }
 
-/// Hands `h`'s group from this leader to the caught-up replica `to` (at
-/// `addr`): appends wait at the fence until `to` holds every entry, then
-/// `to` campaigns with a log as long as this leader's, which votes for it.
-async fn transfer(h: PartitionHandle, me: NodeId, to: NodeId, addr: String, transport: Arc<Transport>) {
-    let until = Instant::now() + TRANSFER_FENCE;
+/// Hands `h`'s group from this leader to the first of `to` (id, Raft
+/// address) that holds every entry: appends wait at the fence until one
+/// does, then it campaigns with a log as long as this leader's, which votes
+/// for it. The fence stays up `fence` at most.
+async fn transfer(
+    h: PartitionHandle,
+    me: NodeId,
+    to: Vec<(NodeId, String)>,
+    transport: Arc<Transport>,
+    fence: Duration,
+) {
+    let until = Instant::now() + fence;
     h.fence.raise(until);
-    let has_all = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
-        m.replication
-            .as_ref()
-            .and_then(|r| r.get(&to))
-            .is_some_and(|matched| matched.map(|l| l.index) == m.last_log_index)
-    };
-    // Entries proposed before the fence went up reach `to` within a round trip.
-    if h.raft.wait(Some(TRANSFER_FENCE / 2)).metrics(has_all, "replica caught up").await.is_ok() {
-        ask_to_campaign(&transport, &addr, h.group).await;
+    let ids: Vec<NodeId> = to.iter().map(|(id, _)| *id).collect();
+    // Entries proposed before the fence went up reach a replica within a round trip.
+    let ready = h
+        .raft
+        .wait(Some(fence / 2))
+        .metrics(|m| first_with_every_entry(m, me, &ids).is_some(), "a replica caught up")
+        .await;
+    let chosen = ready.ok().and_then(|m| first_with_every_entry(&m, me, &ids));
+    if let Some((_, addr)) = chosen.and_then(|id| to.iter().find(|(n, _)| *n == id)) {
+        ask_to_campaign(&transport, addr, h.group).await;
         let left = until.saturating_duration_since(Instant::now());
         let _ = h.raft.wait(Some(left)).metrics(|m| m.current_leader != Some(me), "handed over").await;
     }
@@ -265,13 +276,14 @@ where
 }
 
 /// Hands every leadership of this node to a caught-up replica and waits (up
-/// to `timeout`) until the groups have moved. Called after clients are cut
-/// off, so the logs no longer grow.
+/// to `timeout`) until the groups have moved. Called while clients are still
+/// connected: writes pause at each group's fence for the moment of the
+/// hand-over, and then hear NOT_LEADER_OR_FOLLOWER with the new leader known.
 pub async fn hand_over(
     node_id: NodeId,
     state: &MetadataState,
     partitions: &PartitionManager,
-    transport: &Transport,
+    transport: &Arc<Transport>,
     timeout: Duration,
 ) {
     let deadline = Instant::now() + timeout;
@@ -279,14 +291,18 @@ pub async fn hand_over(
     if led.is_empty() {
         return;
     }
-    for h in &led {
-        let prefer = state
+    let transfers = led.iter().map(|h| {
+        let to = state
             .topic(&h.topic)
             .and_then(|t| t.partitions.get(h.partition as usize))
             .map(|p| p.replicas.clone())
-            .unwrap_or_default();
-        hand_over_group(&h.raft, h.group, node_id, &prefer, state, transport).await;
-    }
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|id| state.brokers.get(&id).map(|b| (id, b.raft_addr.clone())))
+            .collect();
+        transfer(h.clone(), node_id, to, transport.clone(), TRANSFER_FENCE)
+    });
+    futures::future::join_all(transfers).await;
     while Instant::now() < deadline && led.iter().any(|h| h.leader().0 == Some(node_id)) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

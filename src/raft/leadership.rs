@@ -309,6 +309,16 @@ where
 {
     let m = raft.metrics();
     let m = m.borrow();
+    first_with_every_entry(&m, me, candidates)
+}
+
+/// The first of `candidates` (other than `me`) that the leader whose
+/// metrics these are has replicated every entry to.
+pub fn first_with_every_entry<N: openraft::Node>(
+    m: &RaftMetrics<NodeId, N>,
+    me: NodeId,
+    candidates: &[NodeId],
+) -> Option<NodeId> {
     let last = m.last_log_index?;
     let replication = m.replication.as_ref()?;
     candidates.iter().copied().find(|id| {

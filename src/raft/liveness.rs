@@ -3,7 +3,10 @@
 //! heard from each: a ping in either direction counts, and so does any reply
 //! to a Raft request and any AppendEntries received (`raft::network`,
 //! `raft::rpc`), so a peer busy with replication — whose pings may wait
-//! behind it — is not taken for dead. Partition groups use
+//! behind it — is not taken for dead. A peer whose Raft port refuses a ping's
+//! connection has no process behind it and is down at once, so a killed
+//! leader's partitions are answered leaderless (clients keep asking) and
+//! re-elected as soon as the leader lease lets its followers vote. Partition groups use
 //! this instead of per-group Raft heartbeats, so the idle cost of a node is
 //! one small RPC per peer per interval however many partitions it hosts
 //! (DESIGN.md: "coalesce heartbeats"); `partition::leadership` starts an
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec;
-use crate::raft::network::Transport;
+use crate::raft::network::{Transport, TransportError};
 use crate::raft::types::{NodeId, METADATA_GROUP};
 use crate::raft::wire::{RpcKind, RpcRequest};
 
@@ -75,6 +78,17 @@ impl Liveness {
             m.get(&node).and_then(|h| h.back)
         };
         m.insert(node, Heard { last: now, back });
+    }
+
+    /// A peer heard from before refused a connection to its Raft port: no
+    /// process listens there (killed, crashed), so it is down now rather
+    /// than a timeout from now. A dropped packet never refuses, so a slow or
+    /// cut-off peer still gets the whole timeout.
+    pub fn refused(&self, node: NodeId) {
+        let mut m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+        if let (Some(h), Some(long_ago)) = (m.get_mut(&node), Instant::now().checked_sub(self.timeout)) {
+            h.last = h.last.min(long_ago);
+        }
     }
 
     /// Whether `node` came back from being down (restarted, resumed, its
@@ -149,8 +163,14 @@ pub async fn run(
             let (liveness, transport, request) = (liveness.clone(), transport.clone(), request.clone());
             // One task per ping, so a dead peer's timeout never delays the others.
             tokio::spawn(async move {
-                if transport.call(&addr, &request, liveness.timeout).await.is_ok() {
-                    liveness.heard(peer);
+                match transport.call(&addr, &request, liveness.timeout).await {
+                    Ok(_) => liveness.heard(peer),
+                    Err(TransportError::Connect { source, .. })
+                        if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+                    {
+                        liveness.refused(peer)
+                    }
+                    Err(_) => {}
                 }
             });
         }
@@ -176,6 +196,18 @@ mod tests {
         l.heard(2);
         assert!(l.is_alive(2));
         assert!(l.back_within(2, Duration::from_secs(60)), "heard again after it was down: it came back");
+    }
+
+    #[test]
+    fn a_refusing_peer_is_down_at_once_and_an_unknown_one_keeps_its_grace() {
+        let l = Liveness::new(1, Duration::from_secs(60));
+        l.refused(3);
+        assert!(l.is_alive(3), "never heard: a refusal during start-up proves nothing yet");
+        l.heard(2);
+        l.refused(2);
+        assert!(!l.is_alive(2), "heard, then refused: its process is gone");
+        l.heard(2);
+        assert!(l.is_alive(2) && l.back_within(2, Duration::from_secs(60)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! vote outcomes, which outgoing vote RPCs feed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::raft::ballots::Ballots;
@@ -15,11 +16,28 @@ pub struct Registry {
     groups: RwLock<HashMap<GroupId, Arc<dyn GroupHandler>>>,
     liveness: Arc<Liveness>,
     ballots: Arc<Ballots>,
+    /// Set when the node starts shutting down: it hands its leaderships
+    /// over and must not be asked to take one back meanwhile.
+    draining: AtomicBool,
 }
 
 impl Registry {
     pub fn new(liveness: Arc<Liveness>) -> Self {
-        Self { groups: RwLock::new(HashMap::new()), liveness, ballots: Arc::new(Ballots::new()) }
+        Self {
+            groups: RwLock::new(HashMap::new()),
+            liveness,
+            ballots: Arc::new(Ballots::new()),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// From now on, requests to campaign are refused.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     pub fn liveness(&self) -> &Arc<Liveness> {

@@ -104,6 +104,9 @@ async fn route(registry: &Registry, req: RpcRequest) -> RpcReply {
         registry.liveness().heard(from);
         return Ok(Bytes::new());
     }
+    if req.kind == RpcKind::Elect && registry.is_draining() {
+        return Err(RpcRefusal::Draining);
+    }
     let handler = registry.handler(req.group).ok_or(RpcRefusal::NotHosted(req.group))?;
     handler.handle(req.kind, &req.body).await
 }

@@ -46,6 +46,8 @@ pub enum RpcRefusal {
     Undecodable(RpcKind),
     #[error("the reply to {0:?} does not encode")]
     Unencodable(RpcKind),
+    #[error("this node is shutting down and takes no leadership")]
+    Draining,
 }
 
 /// `Ok` holds the bincode-encoded `Result` that the target's Raft returned;
