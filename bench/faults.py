@@ -51,6 +51,7 @@ PRODUCERS = int(os.environ.get("PRODUCERS", "4"))
 HOLD = float(os.environ.get("HOLD", "2"))
 SETTLE = float(os.environ.get("SETTLE", "1"))
 SEED = int(os.environ.get("SEED", "15"))
+DETAIL = os.environ.get("DETAIL") == "1"  # per-fault figures on stderr
 PARTITIONS = 6
 TOPIC = "faults"
 KINDS = ["kill", "controller", "restart", "pause", "partition"]
@@ -222,14 +223,22 @@ def main():
                 until = faults[i + 1]["at"] if i + 1 < len(faults) else end
                 r = report.setdefault(f["kind"], {"faults": 0, "outage": [], "stall": []})
                 r["faults"] += 1
+                outages, stalls = {}, {}
                 for p in f["affected"]:
                     firsts = [a for a in (w.first_ack_after(p, f["at"]) for w in writers) if a is not None]
-                    r["outage"].append((min(firsts) if firsts else until) - f["at"])
+                    outages[p] = (min(firsts) if firsts else until) - f["at"]
                 for p in range(PARTITIONS):
                     ts = acks[p]
                     lo, hi = bisect.bisect_right(ts, f["at"]), bisect.bisect_right(ts, until)
                     window = [f["at"]] + ts[lo:hi] + [until]
-                    r["stall"].append(max(b - a for a, b in zip(window, window[1:])))
+                    gap = max(zip(window, window[1:]), key=lambda ab: ab[1] - ab[0])
+                    stalls[p] = (round(gap[1] - gap[0], 3), round(gap[0] - f["at"], 3))
+                r["outage"].extend(outages.values())
+                r["stall"].extend(s for s, _ in stalls.values())
+                if DETAIL:
+                    print(json.dumps({"fault": i + 1, "kind": f["kind"], "victim": f["victim"],
+                                      "outage_s": {p: round(o, 3) for p, o in outages.items()},
+                                      "stall_s_and_start": stalls}), file=sys.stderr)
             got = read_back(c)
             lost, duplicated, reordered = check(writers, got)
             summary = {"producers": PRODUCERS, "hold_s": HOLD, "records_acked": sum(len(a) for a in acks.values()),

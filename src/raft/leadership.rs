@@ -202,6 +202,9 @@ impl Elections {
             now,
             self.liveness.timeout(),
         );
+        // Growth vouches for a leader the detector may wrongly think dead;
+        // not for one whose node refused a connection (its process is gone).
+        let grew = grew && !m.current_leader.is_some_and(|l| self.liveness.is_gone(l));
         let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
         // A live leader the metadata knows under a newer term will reach us.
         let newer_elsewhere =

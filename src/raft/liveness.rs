@@ -41,6 +41,8 @@ pub struct Liveness {
 struct Heard {
     last: Instant,
     back: Option<Instant>,
+    /// Refused a connection since it was last heard from: its process is gone.
+    gone: bool,
 }
 
 impl Liveness {
@@ -77,7 +79,7 @@ impl Liveness {
         } else {
             m.get(&node).and_then(|h| h.back)
         };
-        m.insert(node, Heard { last: now, back });
+        m.insert(node, Heard { last: now, back, gone: false });
     }
 
     /// A peer heard from before refused a connection to its Raft port: no
@@ -87,8 +89,20 @@ impl Liveness {
     pub fn refused(&self, node: NodeId) {
         let mut m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
         if let (Some(h), Some(long_ago)) = (m.get_mut(&node), Instant::now().checked_sub(self.timeout)) {
+            if h.last > long_ago {
+                // Pollers look again now, not at the next ping round.
+                self.changes.fetch_add(1, Ordering::Relaxed);
+            }
             h.last = h.last.min(long_ago);
+            h.gone = true;
         }
+    }
+
+    /// Whether `node` refused a connection since it was last heard from:
+    /// not merely silent, but certainly not running.
+    pub fn is_gone(&self, node: NodeId) -> bool {
+        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+        m.get(&node).is_some_and(|h| h.gone)
     }
 
     /// Whether `node` came back from being down (restarted, resumed, its
@@ -128,6 +142,33 @@ pub fn ping_sender(body: &[u8]) -> Result<NodeId, codec::CodecError> {
     codec::decode("ping", body)
 }
 
+/// Holds an idle connection to `peer`'s Raft port, only to learn the moment
+/// it closes: a process that exits closes every socket it had, so this sees
+/// a killed peer at once, not at the next ping round. Closed, the port is
+/// tried again at once; a refusal proves the process gone
+/// (`Liveness::refused`). A cut network closes nothing, and leaves the
+/// verdict to the pings and the timeout.
+async fn watch(liveness: Arc<Liveness>, peer: NodeId, addr: String, retry: Duration) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        match tokio::net::TcpStream::connect(&addr).await {
+            Ok(mut conn) => {
+                // Nothing is ever sent here: a read returns when the peer
+                // closes the connection (or, at worst, sends something).
+                let opened = tokio::time::Instant::now();
+                let mut byte = [0u8; 1];
+                let _ = conn.read(&mut byte).await;
+                if opened.elapsed() >= retry {
+                    continue; // ask again at once: is anyone still listening?
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => liveness.refused(peer),
+            Err(_) => {}
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
 /// Pings every peer `peers()` names five times per timeout until `shutdown`.
 pub async fn run(
     liveness: Arc<Liveness>,
@@ -140,17 +181,32 @@ pub async fn run(
     let Ok(request) = ping_request(node_id) else { return };
     let request = Arc::new(request);
     let mut was_alive: HashMap<NodeId, bool> = HashMap::new();
+    let mut watched: HashMap<NodeId, (String, tokio::task::JoinHandle<()>)> = HashMap::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                watched.values().for_each(|(_, w)| w.abort());
+                return;
+            }
             _ = tick.tick() => {}
         }
-        for (peer, addr) in peers() {
+        let peers = peers();
+        watched.retain(|id, (addr, w)| {
+            let keep = peers.iter().any(|(p, a)| p == id && a == addr);
+            if !keep {
+                w.abort();
+            }
+            keep
+        });
+        for (peer, addr) in peers {
             if peer == node_id {
                 continue;
             }
+            watched.entry(peer).or_insert_with(|| {
+                (addr.clone(), tokio::spawn(watch(liveness.clone(), peer, addr.clone(), interval)))
+            });
             let alive = liveness.is_alive(peer);
             if was_alive.insert(peer, alive).is_some_and(|before| before != alive) {
                 liveness.changes.fetch_add(1, Ordering::Relaxed);
@@ -163,7 +219,16 @@ pub async fn run(
             let (liveness, transport, request) = (liveness.clone(), transport.clone(), request.clone());
             // One task per ping, so a dead peer's timeout never delays the others.
             tokio::spawn(async move {
-                match transport.call(&addr, &request, liveness.timeout).await {
+                let mut reply = transport.call(&addr, &request, liveness.timeout).await;
+                if matches!(reply, Err(TransportError::Closed | TransportError::Wire(_))) {
+                    // The pooled connection was closed under us, and its
+                    // pool-mates likely were too (a peer that exits closes
+                    // them all): drop them and ask again over a new one,
+                    // which a dead peer refuses at once.
+                    transport.forget(&addr);
+                    reply = transport.call(&addr, &request, liveness.timeout).await;
+                }
+                match reply {
                     Ok(_) => liveness.heard(peer),
                     Err(TransportError::Connect { source, .. })
                         if source.kind() == std::io::ErrorKind::ConnectionRefused =>
@@ -206,7 +271,9 @@ mod tests {
         l.heard(2);
         l.refused(2);
         assert!(!l.is_alive(2), "heard, then refused: its process is gone");
+        assert!(l.is_gone(2) && !l.is_gone(3));
         l.heard(2);
+        assert!(!l.is_gone(2));
         assert!(l.is_alive(2) && l.back_within(2, Duration::from_secs(60)));
     }
 

@@ -63,13 +63,16 @@ pub fn raft_config(cfg: &Timing, cluster: &str) -> Result<Arc<openraft::Config>,
 /// Timers still matter in two ways. `heartbeat_interval` is openraft's
 /// deadline for one AppendEntries, so it is generous; and
 /// `election_timeout_max` is the leader lease during which a follower that
-/// heard from its leader refuses to vote, kept below the node timeout so a
-/// dead leader's lease has run out by the time it is declared dead.
+/// heard from its leader refuses to vote. It is short (0.3 node timeouts): a
+/// leader whose process is gone is known dead at once (`liveness` sees its
+/// port refuse), and the vote must not wait long behind that; the lease
+/// guards little more anyway, since a leader that writes renews it with
+/// every AppendEntries and an idle one, sending no heartbeats, has none.
 pub fn partition_raft_config(
     cfg: &Timing,
     cluster: &str,
 ) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
-    let lease = (millis(cfg.node_timeout) * 4 / 5).max(80);
+    let lease = (millis(cfg.node_timeout) * 3 / 10).max(60);
     let c = openraft::Config {
         cluster_name: cluster.to_string(),
         heartbeat_interval: lease / 2,

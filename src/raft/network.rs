@@ -79,6 +79,11 @@ impl Transport {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).get_mut(addr)?.pop()
     }
 
+    /// Drops the idle connections to `addr` (its peer closed one of them).
+    pub fn forget(&self, addr: &str) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).remove(addr);
+    }
+
     fn give_back(&self, addr: &str, conn: TcpStream) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let pool = idle.entry(addr.to_string()).or_default();
