@@ -9,7 +9,7 @@ a node that leads partitions at the time:
 - kill:        SIGKILL, restarted after HOLD seconds;
 - controller:  SIGKILL of the metadata leader, restarted after HOLD seconds;
 - restart:     SIGTERM (a graceful stop) and an immediate start;
-- pause:       SIGSTOP for HOLD seconds, then SIGCONT;
+- pause:       SIGSTOP for PAUSE seconds (default HOLD), then SIGCONT;
 - partition:   the node's Raft traffic cut (nftables) for HOLD seconds.
 
 After each fault is undone the next waits until every node is ready again
@@ -49,6 +49,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 FAULTS = int(os.environ.get("FAULTS", "100"))
 PRODUCERS = int(os.environ.get("PRODUCERS", "4"))
 HOLD = float(os.environ.get("HOLD", "2"))
+# A request in flight to a stopped process waits until it wakes, so a pause's
+# outage is at least its length: PAUSE sets it apart from HOLD.
+PAUSE = float(os.environ.get("PAUSE", str(HOLD)))
 SETTLE = float(os.environ.get("SETTLE", "1"))
 SEED = int(os.environ.get("SEED", "15"))
 DETAIL = os.environ.get("DETAIL") == "1"  # per-fault figures on stderr
@@ -203,7 +206,7 @@ def main():
                     victim = rng.choice(candidates)
                 affected = [p for p, lead in led.items() if lead == victim]
                 at, undo = inject(c, kind, victim)
-                time.sleep(max(0.0, at + HOLD - time.monotonic()))
+                time.sleep(max(0.0, at + (PAUSE if kind == "pause" else HOLD) - time.monotonic()))
                 undo()
                 wait_for(lambda: ready(c), 120, f"the cluster ready after {kind} of node {victim}")
                 time.sleep(SETTLE)
@@ -241,7 +244,8 @@ def main():
                                       "stall_s_and_start": stalls}), file=sys.stderr)
             got = read_back(c)
             lost, duplicated, reordered = check(writers, got)
-            summary = {"producers": PRODUCERS, "hold_s": HOLD, "records_acked": sum(len(a) for a in acks.values()),
+            summary = {"producers": PRODUCERS, "hold_s": HOLD, "pause_s": PAUSE,
+                       "records_acked": sum(len(a) for a in acks.values()),
                        "delivery_errors": errors, "unflushed": unflushed, "lost": lost,
                        "duplicated": duplicated, "reordered": reordered,
                        "load_avg_median": round(statistics.median(f["load"] for f in faults), 2), "kinds": {}}

@@ -209,7 +209,19 @@ impl Broker {
     /// timeout.
     async fn hand_over_leaderships(&self) {
         let state = self.metadata.state();
-        leadership::hand_over(self.node_id, &state, &self.partitions, &self.transport, HANDOVER_WAIT).await;
+        let availability = leadership::Availability {
+            liveness: self.registry.liveness().clone(),
+            return_delay: self.config.leader_return_delay,
+        };
+        leadership::hand_over(
+            self.node_id,
+            &state,
+            &self.partitions,
+            &self.transport,
+            &availability,
+            HANDOVER_WAIT,
+        )
+        .await;
         let raft = self.metadata.raft();
         if self.metadata.controller().0 != Some(self.node_id) {
             return;

@@ -120,6 +120,7 @@ impl Core {
             group: METADATA_GROUP,
             raft: raft.clone(),
             liveness: self.registry.liveness().clone(),
+            ballots: self.registry.ballots().clone(),
         });
         self.registry.register(METADATA_GROUP, Arc::new(handler));
         let seeds =
@@ -194,7 +195,8 @@ impl Core {
             metadata.clone(),
             partitions.clone(),
             self.transport.clone(),
-            Elections::new(node_id, self.liveness.clone(), self.registry.ballots().clone()),
+            Elections::new(node_id, self.liveness.clone(), self.registry.ballots().clone())
+                .with_return_delay(config.leader_return_delay),
             leadership::Availability {
                 liveness: self.liveness.clone(),
                 return_delay: config.leader_return_delay,

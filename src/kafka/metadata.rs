@@ -2,6 +2,15 @@
 //! this broker's replica of the metadata state. Unknown topics are created on
 //! request when `auto_create_topics_enable` is on, as Kafka does, and the
 //! answer waits briefly for their leaders so the client can use them at once.
+//!
+//! An answer that would name no leader for a partition whose leader's node
+//! went down moments ago, while enough replicas are up to elect another,
+//! waits for that election (at most `ELECTION_WAIT` after the death). A
+//! client told "no leader" asks again on its own schedule — librdkafka at
+//! its next one-second topic scan — so the wait is what lets it write again
+//! an election after a kill, not up to a second later. Responses on a
+//! connection go out in request order, so requests behind this one wait
+//! too, for as long as the election takes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +29,11 @@ use crate::node::Node;
 
 /// How long a Metadata request waits for an auto-created topic's leaders.
 const AUTO_CREATE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long after a node's death an answer still waits for the elections
+/// of the partitions it led: librdkafka's topic scan interval, after which
+/// waiting gains a client nothing.
+const ELECTION_WAIT: Duration = Duration::from_secs(1);
 
 pub async fn handle(ctx: &Node, version: i16, req: MetadataRequest) -> MetadataResponse {
     let requested: Option<Vec<String>> = match req.topics {
@@ -41,6 +55,10 @@ pub async fn handle(ctx: &Node, version: i16, req: MetadataRequest) -> MetadataR
         }
     }
 
+    let names: Vec<String> =
+        requested.unwrap_or_else(|| ctx.metadata.state().topics.keys().cloned().collect());
+    ctx.routing.wait_for_elections(&names, ELECTION_WAIT).await;
+
     let state = ctx.metadata.state();
     let brokers = state
         .brokers
@@ -55,7 +73,6 @@ pub async fn handle(ctx: &Node, version: i16, req: MetadataRequest) -> MetadataR
             )
         })
         .collect();
-    let names: Vec<String> = requested.unwrap_or_else(|| state.topics.keys().cloned().collect());
     let topics = names
         .into_iter()
         .map(|name| match (state.topic(&name), creation_errors.get(&name)) {

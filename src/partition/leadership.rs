@@ -56,6 +56,15 @@ impl Availability {
     fn may_take_back(&self, node: NodeId) -> bool {
         self.liveness.is_alive(node) && !self.liveness.back_within(node, self.return_delay)
     }
+
+    /// `replicas` with those that may not take leaderships back yet moved
+    /// to the end, the one back longest first among them, order kept
+    /// otherwise.
+    fn settled_first(&self, mut replicas: Vec<NodeId>) -> Vec<NodeId> {
+        // `None` (never down, or back long ago) sorts before any instant.
+        replicas.sort_by_key(|&n| self.liveness.back_since(n, self.return_delay));
+        replicas
+    }
 }
 
 /// Runs until `shutdown`: drives elections, reports leaders and rebalances
@@ -226,37 +235,54 @@ fn rebalance(
         // Not awaited here: a preferred replica that stopped answering would
         // hold the election loop for the RPC's timeout.
         let to = vec![(preferred, broker.raft_addr.clone())];
-        tokio::spawn(transfer(h, node_id, to, transport.clone(), TRANSFER_FENCE));
+        tokio::spawn(transfer(h, node_id, to, 1, transport.clone(), TRANSFER_FENCE));
     }
 }
 
 /// Hands `h`'s group from this leader to the first of `to` (id, Raft
-/// address) that holds every entry: appends wait at the fence until one
-/// does, then it campaigns with a log as long as this leader's, which votes
-/// for it. The fence stays up `fence` at most.
+/// address) that holds every entry, one of the first `preferred` (or the
+/// first of all) if one catches up in time: appends wait at the fence until one does, then it
+/// campaigns with a log as long as this leader's, which votes for it. The
+/// fence stays up `fence` at most.
 async fn transfer(
     h: PartitionHandle,
     me: NodeId,
     to: Vec<(NodeId, String)>,
+    preferred: usize,
     transport: Arc<Transport>,
     fence: Duration,
 ) {
     let until = Instant::now() + fence;
     h.fence.raise(until);
-    let ids: Vec<NodeId> = to.iter().map(|(id, _)| *id).collect();
-    // Entries proposed before the fence went up reach a replica within a round trip.
-    let ready = h
-        .raft
-        .wait(Some(fence / 2))
-        .metrics(|m| first_with_every_entry(m, me, &ids).is_some(), "a replica caught up")
-        .await;
-    let chosen = ready.ok().and_then(|m| first_with_every_entry(&m, me, &ids));
+    let ids: Vec<NodeId> = to.iter().map(|(id, _)| *id).filter(|&id| id != me).collect();
+    let mut first: Vec<NodeId> =
+        to.iter().take(preferred).map(|(id, _)| *id).filter(|&id| id != me).collect();
+    if first.is_empty() {
+        first = ids.iter().take(1).copied().collect();
+    }
+    // Entries proposed before the fence went up reach a replica within a
+    // round trip; a preferred one is waited for first, then any.
+    let mut chosen = caught_up_within(&h, me, &first, fence / 2).await;
+    if chosen.is_none() && first.len() < ids.len() {
+        chosen = caught_up_within(&h, me, &ids, fence / 4).await;
+    }
     if let Some((_, addr)) = chosen.and_then(|id| to.iter().find(|(n, _)| *n == id)) {
         ask_to_campaign(&transport, addr, h.group).await;
         let left = until.saturating_duration_since(Instant::now());
         let _ = h.raft.wait(Some(left)).metrics(|m| m.current_leader != Some(me), "handed over").await;
     }
     h.fence.lower();
+}
+
+/// The first of `ids` that holds every entry of `h`'s log, waiting up to
+/// `wait` for one.
+async fn caught_up_within(h: &PartitionHandle, me: NodeId, ids: &[NodeId], wait: Duration) -> Option<NodeId> {
+    let ready = h
+        .raft
+        .wait(Some(wait))
+        .metrics(|m| first_with_every_entry(m, me, ids).is_some(), "a replica caught up")
+        .await;
+    ready.ok().and_then(|m| first_with_every_entry(&m, me, ids))
 }
 
 /// Asks a caught-up replica among `candidates` to take `group` over.
@@ -279,11 +305,14 @@ where
 /// to `timeout`) until the groups have moved. Called while clients are still
 /// connected: writes pause at each group's fence for the moment of the
 /// hand-over, and then hear NOT_LEADER_OR_FOLLOWER with the new leader known.
+/// Replicas back from being down within the return delay are asked last:
+/// clients may still be backing off their reconnects to them.
 pub async fn hand_over(
     node_id: NodeId,
     state: &MetadataState,
     partitions: &PartitionManager,
     transport: &Arc<Transport>,
+    availability: &Availability,
     timeout: Duration,
 ) {
     let deadline = Instant::now() + timeout;
@@ -292,15 +321,18 @@ pub async fn hand_over(
         return;
     }
     let transfers = led.iter().map(|h| {
-        let to = state
+        let replicas = state
             .topic(&h.topic)
             .and_then(|t| t.partitions.get(h.partition as usize))
             .map(|p| p.replicas.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let to: Vec<(NodeId, String)> = availability
+            .settled_first(replicas)
             .into_iter()
             .filter_map(|id| state.brokers.get(&id).map(|b| (id, b.raft_addr.clone())))
             .collect();
-        transfer(h.clone(), node_id, to, transport.clone(), TRANSFER_FENCE)
+        let settled = to.iter().filter(|(id, _)| availability.may_take_back(*id)).count();
+        transfer(h.clone(), node_id, to, settled, transport.clone(), TRANSFER_FENCE)
     });
     futures::future::join_all(transfers).await;
     while Instant::now() < deadline && led.iter().any(|h| h.leader().0 == Some(node_id)) {
@@ -308,4 +340,27 @@ pub async fn hand_over(
     }
     let kept = led.iter().filter(|h| h.leader().0 == Some(node_id)).count();
     tracing::info!(node_id, handed_over = led.len() - kept, kept, "partition leaderships handed over");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A graceful stop hands a leadership to a replica whose clients are
+    /// connected before one that came back moments ago.
+    #[test]
+    fn replicas_just_back_are_asked_last() {
+        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(60)));
+        liveness.heard(2);
+        liveness.heard(3);
+        liveness.refused(2); // node 2's process exited …
+        liveness.heard(2); // … and it is back
+        let a = Availability { liveness: liveness.clone(), return_delay: Duration::from_secs(60) };
+        assert_eq!(a.settled_first(vec![2, 3, 1]), vec![3, 1, 2]);
+        liveness.refused(3);
+        liveness.heard(3); // back too, after node 2: node 2 goes first of the two
+        assert_eq!(a.settled_first(vec![3, 2, 1]), vec![1, 2, 3]);
+        let a = Availability { liveness, return_delay: Duration::ZERO };
+        assert_eq!(a.settled_first(vec![2, 3, 1]), vec![2, 3, 1], "no return delay: the order stands");
+    }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use openraft::BasicNode;
 
@@ -75,6 +76,41 @@ impl PartitionManager {
     /// own replica when it hosts one (freshest), else as last reported to the
     /// metadata group.
     pub fn leader_of(&self, state: &MetadataState, topic: &str, partition: i32) -> Option<(NodeId, u64)> {
+        let (best, hinted) = self.last_known(state, topic, partition)?;
+        // A leader on a node known to be down is no leader: clients told so
+        // keep asking (quickly) instead of waiting on a dead broker. But a
+        // node that hears from no majority is the one cut off: its view of
+        // who is down is what failed, and it names the last leaders it knew.
+        (hinted || self.registry.liveness().is_alive(best.0) || self.cut_off(state)).then_some(best)
+    }
+
+    /// Whether a partition is between leaders and about to have one: its
+    /// last leader known is on a node just `lost` (`Liveness::just_lost`),
+    /// and a majority of its replicas is up to elect the next.
+    pub fn electing(&self, state: &MetadataState, topic: &str, partition: i32, lost: &[NodeId]) -> bool {
+        let Some(((last, _), hinted)) = self.last_known(state, topic, partition) else {
+            return false;
+        };
+        if hinted || !lost.contains(&last) || self.cut_off(state) {
+            return false;
+        }
+        let Some(info) = state.topic(topic).and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+        else {
+            return false;
+        };
+        let liveness = self.registry.liveness();
+        let up = info.replicas.iter().filter(|&&r| liveness.is_alive(r) && !lost.contains(&r)).count();
+        up * 2 > info.replicas.len()
+    }
+
+    /// The newest leader this broker knows of, alive or not, and whether
+    /// another node reported it (`partition::hints`) lately.
+    fn last_known(
+        &self,
+        state: &MetadataState,
+        topic: &str,
+        partition: i32,
+    ) -> Option<((NodeId, u64), bool)> {
         let local = self.get(topic, partition).and_then(|h| match h.leader() {
             (Some(leader), _) if leader == self.node_id && !self.serves_as_leader(&h) => None,
             (Some(leader), term) => Some((leader, term)),
@@ -96,13 +132,15 @@ impl PartitionManager {
         let best = newer(local, reported);
         // Another node's report of a newer term (`hints`): it answered lately.
         if let Some(hint) = self.hints.get(topic, partition).filter(|h| best.is_none_or(|b| h.1 > b.1)) {
-            return Some(hint);
+            return Some((hint, true));
         }
-        // A leader on a node known to be down is no leader: clients told so
-        // keep asking (quickly) instead of waiting on a dead broker. But a
-        // node that hears from no majority is the one cut off: its view of
-        // who is down is what failed, and it names the last leaders it knew.
-        best.filter(|(l, _)| self.registry.liveness().is_alive(*l) || self.cut_off(state))
+        best.map(|b| (b, false))
+    }
+
+    /// Brokers that went down less than `window` ago, or are about to be
+    /// found down (`Liveness::just_lost`).
+    pub fn just_lost(&self, window: Duration) -> Vec<NodeId> {
+        self.registry.liveness().just_lost(window)
     }
 
     /// Whether this node hears from fewer than half of the other brokers.
@@ -219,7 +257,12 @@ impl PartitionManager {
         .await?;
         self.registry.register(
             group,
-            Arc::new(RaftRpc { group, raft: raft.clone(), liveness: self.registry.liveness().clone() }),
+            Arc::new(RaftRpc {
+                group,
+                raft: raft.clone(),
+                liveness: self.registry.liveness().clone(),
+                ballots: self.registry.ballots().clone(),
+            }),
         );
         // The preferred replica forms the group; initialising twice with the
         // same members is harmless, and the others join when it contacts them.

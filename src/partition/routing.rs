@@ -52,6 +52,32 @@ impl Routing {
         Some((leader, term as i32))
     }
 
+    /// Waits while a partition of `topics` is between leaders and about to
+    /// have one (`PartitionManager::electing`: its leader's node went down
+    /// less than `window` ago, or its connection just closed), so an answer
+    /// names the new leader rather than none — or, asked the instant a
+    /// leader dies, the dead one. Never longer than `window`.
+    pub async fn wait_for_elections(&self, topics: &[String], window: Duration) {
+        let deadline = Instant::now() + window;
+        loop {
+            let lost = self.partitions.just_lost(window);
+            if lost.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            let state = self.metadata.state();
+            let electing = topics.iter().any(|name| {
+                state.topic(name).is_some_and(|t| {
+                    (0..t.partitions.len() as i32).any(|p| self.partitions.electing(&state, name, p, &lost))
+                })
+            });
+            if !electing {
+                return;
+            }
+            // Elections are not metadata changes: look again on a short tick.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits (up to `timeout`) until every partition of `topic` has a leader,
     /// so a client told a topic exists can use it at once.
     pub async fn wait_for_leaders(&self, topic: &str, timeout: Duration) -> bool {

@@ -8,6 +8,13 @@
 //! trade refusals for seconds. The outgoing vote RPC (`raft::network`) notes
 //! here when a peer refused because its log is longer; the failover driver
 //! then stands aside so that peer's next campaign wins at once.
+//!
+//! That peer learns it too, from the request it refused (`raft::rpc`): it
+//! need not wait for its turn, and campaigns at once (`out_logged`). Its
+//! campaign asks for the term the refused candidate voted for itself in,
+//! so it is refused in turn; a campaign refused for that reason alone, a
+//! vote already cast in its term (`collided`), is repeated at once, one
+//! term higher, where the shorter log's vote is free.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -17,8 +24,10 @@ use crate::raft::types::GroupId;
 
 #[derive(Debug, Default)]
 pub struct Ballots {
-    // A std mutex: a map update or lookup, never held across an await.
+    // std mutexes: a map update or lookup, never held across an await.
     outdone: Mutex<HashMap<GroupId, Instant>>,
+    out_logged: Mutex<HashMap<GroupId, Instant>>,
+    collided: Mutex<HashMap<GroupId, Instant>>,
 }
 
 impl Ballots {
@@ -34,15 +43,45 @@ impl Ballots {
     /// Whether a campaign of this node in `group` was refused for a shorter
     /// log within `window`. Old entries are dropped as they are met.
     pub fn outdone_within(&self, group: GroupId, window: Duration) -> bool {
-        let mut m = self.outdone.lock().unwrap_or_else(PoisonError::into_inner);
-        match m.get(&group) {
-            Some(at) if at.elapsed() < window => true,
-            Some(_) => {
-                m.remove(&group);
-                false
-            }
-            None => false,
+        within(&self.outdone, group, window)
+    }
+
+    /// This node refused a candidate of `group` whose log is shorter.
+    pub fn out_logged(&self, group: GroupId) {
+        self.out_logged.lock().unwrap_or_else(PoisonError::into_inner).insert(group, Instant::now());
+    }
+
+    /// Whether this node refused a shorter log's candidate in `group`
+    /// within `window`.
+    pub fn out_logged_within(&self, group: GroupId, window: Duration) -> bool {
+        within(&self.out_logged, group, window)
+    }
+
+    /// A peer of `group` refused this node's vote request only because it
+    /// had voted for another candidate in the same term.
+    pub fn collided(&self, group: GroupId) {
+        self.collided.lock().unwrap_or_else(PoisonError::into_inner).insert(group, Instant::now());
+    }
+
+    /// Whether a campaign of this node in `group` collided within `window`;
+    /// forgotten once asked, so it buys one repeat.
+    pub fn take_collided(&self, group: GroupId, window: Duration) -> bool {
+        let hit = within(&self.collided, group, window);
+        self.collided.lock().unwrap_or_else(PoisonError::into_inner).remove(&group);
+        hit
+    }
+}
+
+/// Whether `group` was noted in `map` within `window`; drops an old note.
+fn within(map: &Mutex<HashMap<GroupId, Instant>>, group: GroupId, window: Duration) -> bool {
+    let mut m = map.lock().unwrap_or_else(PoisonError::into_inner);
+    match m.get(&group) {
+        Some(at) if at.elapsed() < window => true,
+        Some(_) => {
+            m.remove(&group);
+            false
         }
+        None => false,
     }
 }
 
@@ -59,5 +98,20 @@ mod tests {
         assert!(!b.outdone_within(8, Duration::from_secs(1)));
         assert!(!b.outdone_within(7, Duration::ZERO));
         assert!(!b.outdone_within(7, Duration::from_secs(1)), "an expired entry is dropped");
+    }
+
+    #[test]
+    fn a_collision_buys_one_repeat() {
+        let b = Ballots::new();
+        b.collided(7);
+        assert!(b.take_collided(7, Duration::from_secs(1)));
+        assert!(
+            !b.take_collided(7, Duration::from_secs(1)),
+            "taken: a second repeat needs a second collision"
+        );
+        b.out_logged(8);
+        assert!(
+            b.out_logged_within(8, Duration::from_secs(1)) && !b.out_logged_within(7, Duration::from_secs(1))
+        );
     }
 }

@@ -108,6 +108,9 @@ pub struct Elections {
     /// Whether this pass met a group without a healthy leader (or a lagging
     /// follower): then the next tick must look again.
     unsettled: bool,
+    /// A replica back from being down for less than this campaigns after
+    /// the others (`with_return_delay`).
+    return_delay: Duration,
 }
 
 impl Elections {
@@ -123,6 +126,28 @@ impl Elections {
             growth: HashMap::new(),
             started: Instant::now(),
             unsettled: false,
+            return_delay: Duration::ZERO,
+        }
+    }
+
+    /// Replicas back from being down (restarted, resumed, reconnected) for
+    /// less than `delay` take their turns after the others: clients may
+    /// still be backing off their reconnects to them — librdkafka waits up
+    /// to 10 s — and a leadership there would be out of their reach.
+    /// `partition::leadership::Availability` hands leaderships back once
+    /// the same delay has passed.
+    pub fn with_return_delay(mut self, delay: Duration) -> Self {
+        self.return_delay = delay;
+        self
+    }
+
+    /// When `node` came back, if within the return delay; this node counts
+    /// from its own start.
+    fn back_since(&self, node: NodeId, now: Instant) -> Option<Instant> {
+        if node == self.node_id {
+            Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay)
+        } else {
+            self.liveness.back_since(node, self.return_delay)
         }
     }
 
@@ -152,9 +177,10 @@ impl Elections {
         C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode>,
     {
         let action = {
+            let lease = Duration::from_millis(raft.config().election_timeout_max);
             let metrics = raft.metrics();
             let m = metrics.borrow();
-            self.decide(&m, &view, Instant::now())
+            self.decide(&m, &view, Instant::now(), lease)
         };
         let done = match action {
             Action::Nothing => return,
@@ -169,14 +195,22 @@ impl Elections {
         }
     }
 
-    fn decide(&mut self, m: &RaftMetrics<NodeId, BasicNode>, view: &GroupView<'_>, now: Instant) -> Action {
+    /// `lease`: how long a follower that heard from its leader refuses to
+    /// vote for another (openraft's leader lease).
+    fn decide(
+        &mut self,
+        m: &RaftMetrics<NodeId, BasicNode>,
+        view: &GroupView<'_>,
+        now: Instant,
+        lease: Duration,
+    ) -> Action {
         if m.state == ServerState::Leader {
             return match view.heartbeats {
                 Heartbeats::Openraft => Action::Nothing,
                 Heartbeats::Driven => self.upkeep(m, view, now),
             };
         }
-        if self.campaign_due(m, view, now) {
+        if self.campaign_due(m, view, now, lease) {
             Action::Elect
         } else {
             Action::Nothing
@@ -191,6 +225,7 @@ impl Elections {
         m: &RaftMetrics<NodeId, BasicNode>,
         view: &GroupView<'_>,
         now: Instant,
+        lease: Duration,
     ) -> bool {
         let group = view.group;
         if self.seen_term.insert(group, m.current_term) != Some(m.current_term) {
@@ -204,7 +239,8 @@ impl Elections {
         );
         // Growth vouches for a leader the detector may wrongly think dead;
         // not for one whose node refused a connection (its process is gone).
-        let grew = grew && !m.current_leader.is_some_and(|l| self.liveness.is_gone(l));
+        let gone = m.current_leader.is_some_and(|l| self.liveness.is_gone(l));
+        let grew = grew && !gone;
         let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
         // A live leader the metadata knows under a newer term will reach us.
         let newer_elsewhere =
@@ -213,7 +249,11 @@ impl Elections {
             // A leader vouched for by its entries alone may have just died:
             // look again next tick, not after an idle pass (a second).
             self.unsettled |= !leader_alive;
-            self.leaderless_since.insert(group, now);
+            // The spell without a leader starts at the first look that finds
+            // none: a stamp from this look would date it to an idle pass up
+            // to a second before the death, every replica's turn long come,
+            // and all of them would campaign at once and split the vote.
+            self.leaderless_since.remove(&group);
             return false;
         }
         self.unsettled = true;
@@ -235,20 +275,37 @@ impl Elections {
             self.leaderless_since.insert(group, now);
             return false;
         }
-        let live: Vec<NodeId> =
+        let mut live: Vec<NodeId> =
             view.preferred.iter().copied().filter(|n| voters.contains(n) && alive(*n)).collect();
+        // Replicas back within the return delay go last, the one back
+        // longest first (`None`, never down, sorts before any instant).
+        live.sort_by_key(|n| self.back_since(*n, now));
         if live.len() * 2 <= voters.len() {
             return false;
         }
         let rank = live.iter().position(|n| *n == self.node_id).unwrap_or(live.len());
         let since = *self.leaderless_since.entry(group).or_insert(now);
-        let turn = ELECT_STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1000);
-        if now.duration_since(since) < turn {
+        // A leader whose process is gone is known dead the moment it died,
+        // when the other voters have just heard from it: they refuse to vote
+        // until their lease runs out, and a campaign before then only fails
+        // and waits out a retry. A leader found silent for a node timeout
+        // left no lease behind.
+        let lease_left = if gone { lease } else { Duration::ZERO };
+        let turn = lease_left + ELECT_STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1000);
+        // A candidate with a shorter log than ours asked for our vote and was
+        // refused: ours is the log to elect, without waiting for our turn
+        // (`Ballots`).
+        let better = self.ballots.out_logged_within(group, self.liveness.timeout());
+        if !better && now.duration_since(since) < turn {
             return false;
         }
         // Retries keep the turns too: two replicas whose campaigns split the
-        // vote would otherwise split it again, retry after retry.
-        if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY + turn) {
+        // vote would otherwise split it again, retry after retry. But the
+        // better log, refused only because the shorter one voted for itself
+        // in the term it asked for, asks again at once, a term higher.
+        if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY + turn)
+            && !(better && self.ballots.take_collided(group, ELECT_RETRY))
+        {
             return false;
         }
         if self.ballots.outdone_within(group, self.liveness.timeout() * 2) {
@@ -360,6 +417,119 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openraft::{Membership, StoredMembership};
+
+    /// A follower of `leader` in a three-voter group, with a log.
+    fn follower(me: NodeId, leader: NodeId) -> RaftMetrics<NodeId, BasicNode> {
+        let mut m = RaftMetrics::new_initial(me);
+        let voters = std::collections::BTreeSet::from([1, 2, 3]);
+        m.membership_config = Arc::new(StoredMembership::new(None, Membership::new(vec![voters], None)));
+        m.current_term = 4;
+        m.current_leader = Some(leader);
+        m.last_log_index = Some(10);
+        m
+    }
+
+    /// Node 2 leads and dies between two idle passes a second apart. The
+    /// survivors' turns count from the pass that found it dead: the first
+    /// in preferred order campaigns at once, the second a stagger later —
+    /// not both at once, which splits the vote.
+    #[test]
+    fn turns_count_from_the_first_look_without_a_leader() {
+        let liveness = Arc::new(Liveness::new(3, Duration::from_secs(1)));
+        liveness.heard(1);
+        liveness.heard(2);
+        let mut e = Elections::new(3, liveness.clone(), Arc::new(Ballots::new()));
+        e.started -= Duration::from_secs(10); // long past the restart grace
+        let view =
+            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let m = follower(3, 2);
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        // Node 1's turn comes when the lease node 2 left has run out; node
+        // 3's a stagger later.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(
+            e.decide(&m, &view, t1, lease),
+            Action::Nothing,
+            "node 1 goes first; node 3 waits its turn"
+        );
+        assert_eq!(e.decide(&m, &view, t1 + lease, lease), Action::Nothing);
+        assert_eq!(e.decide(&m, &view, t1 + lease + ELECT_STAGGER / 2, lease), Action::Nothing);
+        let turn = t1 + lease + ELECT_STAGGER;
+        assert_eq!(e.decide(&m, &view, turn, lease), Action::Elect, "node 1 did not win: node 3's turn");
+    }
+
+    /// The first in preferred order campaigns once the dead leader's lease
+    /// has run out at the other voters, not before (its vote would be
+    /// refused), and not a retry later.
+    #[test]
+    fn a_gone_leaders_successor_campaigns_when_its_lease_runs_out() {
+        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(1)));
+        liveness.heard(2);
+        liveness.heard(3);
+        let mut e = Elections::new(1, liveness.clone(), Arc::new(Ballots::new()));
+        e.started -= Duration::from_secs(10);
+        let view =
+            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let m = follower(1, 2);
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "node 3 still holds node 2's lease");
+        assert_eq!(e.decide(&m, &view, t0 + lease, lease), Action::Elect);
+    }
+
+    /// Node 1 restarted five seconds ago, within the return delay: though
+    /// first in preferred order after the dead leader, it lets node 3 go
+    /// first, whose clients are not backing off their reconnects.
+    #[test]
+    fn a_replica_just_back_takes_its_turn_last() {
+        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(1)));
+        liveness.heard(2);
+        liveness.heard(3);
+        let mut e = Elections::new(1, liveness.clone(), Arc::new(Ballots::new()))
+            .with_return_delay(Duration::from_secs(12));
+        e.started -= Duration::from_secs(5);
+        let view =
+            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let m = follower(1, 2);
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing);
+        assert_eq!(e.decide(&m, &view, t0 + lease, lease), Action::Nothing, "node 3's turn, not node 1's");
+        assert_eq!(e.decide(&m, &view, t0 + lease + ELECT_STAGGER, lease), Action::Elect);
+    }
+
+    /// Node 1 (third in preferred order) refused node 3's campaign for its
+    /// shorter log: node 1 campaigns at once, and when that campaign is
+    /// refused only because node 3 voted for itself in that term, once
+    /// more at once — not after its turn and a retry.
+    #[test]
+    fn the_longer_log_campaigns_at_once() {
+        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(1)));
+        liveness.heard(2);
+        liveness.heard(3);
+        let ballots = Arc::new(Ballots::new());
+        let mut e = Elections::new(1, liveness.clone(), ballots.clone());
+        e.started -= Duration::from_secs(10);
+        let view =
+            GroupView { group: 7, preferred: &[2, 3, 1], reported: None, heartbeats: Heartbeats::Driven };
+        let m = follower(1, 2);
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        let t1 = t0 + Duration::from_millis(10);
+        assert_eq!(e.decide(&m, &view, t1, lease), Action::Nothing, "node 3 goes first");
+        ballots.out_logged(7);
+        assert_eq!(e.decide(&m, &view, t1, lease), Action::Elect, "refused node 3's shorter log");
+        assert_eq!(e.decide(&m, &view, t1, lease), Action::Nothing, "just campaigned");
+        ballots.collided(7);
+        assert_eq!(e.decide(&m, &view, t1, lease), Action::Elect, "node 3 had voted for itself in that term");
+        assert_eq!(e.decide(&m, &view, t1, lease), Action::Nothing, "one repeat per collision");
+    }
 
     #[test]
     fn growth_seen_after_an_idle_pass_does_not_vouch_for_a_leader() {

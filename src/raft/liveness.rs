@@ -5,18 +5,20 @@
 //! `raft::rpc`), so a peer busy with replication — whose pings may wait
 //! behind it — is not taken for dead. A peer whose Raft port refuses a ping's
 //! connection has no process behind it and is down at once, so a killed
-//! leader's partitions are answered leaderless (clients keep asking) and
-//! re-elected as soon as the leader lease lets its followers vote. Partition groups use
-//! this instead of per-group Raft heartbeats, so the idle cost of a node is
-//! one small RPC per peer per interval however many partitions it hosts
-//! (DESIGN.md: "coalesce heartbeats"); `partition::leadership` starts an
-//! election in a group whose leader this detector declares dead.
+//! leader's partitions are re-elected as soon as the leader lease lets its
+//! followers vote, and meanwhile Metadata waits for that election
+//! (`just_lost`). Partition groups use this instead of per-group Raft
+//! heartbeats, so the idle cost of a node is one small RPC per peer per
+//! interval however many partitions it hosts (DESIGN.md: "coalesce
+//! heartbeats"); `partition::leadership` starts an election in a group whose
+//! leader this detector declares dead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec;
@@ -33,6 +35,8 @@ pub struct Liveness {
     changes: AtomicU64,
     // A std mutex: a map update or lookup, never held across an await.
     last_heard: Mutex<HashMap<NodeId, Heard>>,
+    /// The idle connection `watch` holds to each peer's Raft port.
+    watched: Mutex<HashMap<NodeId, Arc<TcpStream>>>,
 }
 
 /// When a peer was last heard from, and when it was heard again after a
@@ -56,6 +60,7 @@ impl Liveness {
             started: Instant::now(),
             changes: AtomicU64::new(0),
             last_heard: Mutex::new(HashMap::new()),
+            watched: Mutex::new(HashMap::new()),
         }
     }
 
@@ -108,12 +113,41 @@ impl Liveness {
     /// Whether `node` came back from being down (restarted, resumed, its
     /// network restored) less than `window` ago.
     pub fn back_within(&self, node: NodeId, window: Duration) -> bool {
+        self.back_since(node, window).is_some()
+    }
+
+    /// When `node` came back from being down, if less than `window` ago.
+    pub fn back_since(&self, node: NodeId, window: Duration) -> Option<Instant> {
         let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(&node).and_then(|h| h.back).is_some_and(|at| at.elapsed() < window)
+        m.get(&node).and_then(|h| h.back).filter(|at| at.elapsed() < window)
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {
         self.heard_within(node, self.timeout)
+    }
+
+    /// Peers that went down less than `window` ago (a timeout after they
+    /// were last heard from, or when they refused: `refused` dates their
+    /// last word a timeout back), and peers whose watched connection has
+    /// just closed, which `watch` is about to probe.
+    pub fn just_lost(&self, window: Duration) -> Vec<NodeId> {
+        let mut lost: Vec<NodeId> = {
+            let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+            let recent = self.timeout..self.timeout + window;
+            m.iter().filter(|(_, h)| recent.contains(&h.last.elapsed())).map(|(&n, _)| n).collect()
+        };
+        let watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        for (&n, conn) in watched.iter() {
+            if !lost.contains(&n) && closed(conn) {
+                lost.push(n);
+            }
+        }
+        lost
+    }
+
+    fn silent_for(&self, node: NodeId) -> Duration {
+        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+        m.get(&node).map_or(self.started, |h| h.last).elapsed()
     }
 
     /// Heard from within half the timeout (two pings missed at most): a
@@ -124,11 +158,7 @@ impl Liveness {
     }
 
     fn heard_within(&self, node: NodeId, window: Duration) -> bool {
-        if node == self.node_id {
-            return true;
-        }
-        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(&node).map_or(self.started, |h| h.last).elapsed() < window
+        node == self.node_id || self.silent_for(node) < window
     }
 }
 
@@ -142,6 +172,20 @@ pub fn ping_sender(body: &[u8]) -> Result<NodeId, codec::CodecError> {
     codec::decode("ping", body)
 }
 
+/// Whether an idle connection was closed by its peer: a peek reads it as
+/// ended or failed at once, where an open one would block. Asked of the
+/// socket itself: tokio's `try_read` answers from readiness its reactor
+/// may not have polled yet, and a Metadata request that arrives together
+/// with a peer's death must already see it.
+fn closed(conn: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(conn).peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
 /// Holds an idle connection to `peer`'s Raft port, only to learn the moment
 /// it closes: a process that exits closes every socket it had, so this sees
 /// a killed peer at once, not at the next ping round. Closed, the port is
@@ -149,21 +193,35 @@ pub fn ping_sender(body: &[u8]) -> Result<NodeId, codec::CodecError> {
 /// (`Liveness::refused`). A cut network closes nothing, and leaves the
 /// verdict to the pings and the timeout.
 async fn watch(liveness: Arc<Liveness>, peer: NodeId, addr: String, retry: Duration) {
-    use tokio::io::AsyncReadExt;
     loop {
-        match tokio::net::TcpStream::connect(&addr).await {
-            Ok(mut conn) => {
-                // Nothing is ever sent here: a read returns when the peer
-                // closes the connection (or, at worst, sends something).
+        match TcpStream::connect(&addr).await {
+            Ok(conn) => {
+                // Nothing is ever sent here: the connection turns readable
+                // when the peer closes it (or, at worst, sends something).
+                // Shared, so `Liveness::just_lost` sees it closed before
+                // this task has had its turn.
+                let conn = Arc::new(conn);
+                liveness.watched.lock().unwrap_or_else(PoisonError::into_inner).insert(peer, conn.clone());
+                // Left in place once closed, until the next attempt's verdict.
                 let opened = tokio::time::Instant::now();
                 let mut byte = [0u8; 1];
-                let _ = conn.read(&mut byte).await;
+                while conn.readable().await.is_ok() {
+                    match conn.try_read(&mut byte) {
+                        Ok(0) => break,
+                        Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => break,
+                        Ok(_) | Err(_) => {}
+                    }
+                }
                 if opened.elapsed() >= retry {
                     continue; // ask again at once: is anyone still listening?
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => liveness.refused(peer),
-            Err(_) => {}
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    liveness.refused(peer);
+                }
+                liveness.watched.lock().unwrap_or_else(PoisonError::into_inner).remove(&peer);
+            }
         }
         tokio::time::sleep(retry).await;
     }
@@ -272,9 +330,37 @@ mod tests {
         l.refused(2);
         assert!(!l.is_alive(2), "heard, then refused: its process is gone");
         assert!(l.is_gone(2) && !l.is_gone(3));
+        assert_eq!(l.just_lost(Duration::from_secs(1)), vec![2], "refused just now: just lost; 3 never was");
         l.heard(2);
+        assert!(l.just_lost(Duration::from_secs(1)).is_empty());
         assert!(!l.is_gone(2));
         assert!(l.is_alive(2) && l.back_within(2, Duration::from_secs(60)));
+    }
+
+    /// A peer's process exits: its port closes the watched connection and
+    /// then refuses, and the peer is lost at once, not a timeout later.
+    #[tokio::test]
+    async fn a_watched_peer_that_exits_is_lost_at_once() {
+        let l = Arc::new(Liveness::new(1, Duration::from_secs(60)));
+        l.heard(2);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        let watcher = tokio::spawn(watch(l.clone(), 2, addr, Duration::from_millis(20)));
+        let (conn, _) = listener.accept().await.expect("the watch connects");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !l.watched.lock().expect("watched").contains_key(&2) {
+            assert!(Instant::now() < deadline, "the watch never held its connection");
+            tokio::task::yield_now().await;
+        }
+        assert!(l.just_lost(Duration::from_secs(1)).is_empty(), "open and heard from: not lost");
+        drop((conn, listener));
+        while l.is_alive(2) {
+            assert!(Instant::now() < deadline, "a closed, refusing port never marked the peer down");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(l.is_gone(2));
+        assert_eq!(l.just_lost(Duration::from_secs(1)), vec![2]);
+        watcher.abort();
     }
 
     #[test]

@@ -262,6 +262,14 @@ where
         let resp: VoteResponse<NodeId> = self.rpc(RpcKind::Vote, &rpc, &option).await?;
         if !resp.vote_granted && resp.last_log_id > rpc.last_log_id {
             self.ballots.outdone(self.group);
+        } else if !resp.vote_granted
+            && resp.vote.leader_id().term == rpc.vote.leader_id().term
+            && resp.vote.leader_id().voted_for() != rpc.vote.leader_id().voted_for()
+            && !resp.vote.is_committed()
+        {
+            // Not for our log: the peer voted for someone else in this very
+            // term, and no leader came of it yet.
+            self.ballots.collided(self.group);
         }
         Ok(resp)
     }

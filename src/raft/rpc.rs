@@ -16,6 +16,7 @@ use openraft::{Raft, RaftTypeConfig};
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::raft::ballots::Ballots;
 use crate::raft::liveness::Liveness;
 use crate::raft::types::{GroupId, NodeId};
 use crate::raft::wire::{RpcKind, RpcRefusal, RpcReply};
@@ -29,11 +30,14 @@ pub trait GroupHandler: Send + Sync {
 
 /// The handler of a plain Raft group. An AppendEntries names its sender,
 /// the group's leader: it counts as heard from (`liveness`), however late
-/// its pings are under load.
+/// its pings are under load. A vote refused to a shorter log is noted
+/// (`ballots`): this node is the better candidate.
 pub struct RaftRpc<C: RaftTypeConfig> {
     pub group: GroupId,
     pub raft: Raft<C>,
     pub liveness: Arc<Liveness>,
+    /// Notes a refused candidate whose log is shorter than ours.
+    pub ballots: Arc<Ballots>,
 }
 
 impl<C> GroupHandler for RaftRpc<C>
@@ -67,7 +71,12 @@ where
             }
             RpcKind::Vote => {
                 let rpc: VoteRequest<NodeId> = decode(kind, body)?;
-                codec::encode("vote reply", &self.raft.vote(rpc).await)
+                let candidate_log = rpc.last_log_id;
+                let reply = self.raft.vote(rpc).await;
+                if reply.as_ref().is_ok_and(|r| !r.vote_granted && r.last_log_id > candidate_log) {
+                    self.ballots.out_logged(self.group);
+                }
+                codec::encode("vote reply", &reply)
             }
             RpcKind::InstallSnapshot => {
                 let rpc: InstallSnapshotRequest<C> = decode(kind, body)?;

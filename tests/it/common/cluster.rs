@@ -4,8 +4,7 @@
 //! catch-up tests run without processes or network namespaces.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,21 +16,7 @@ use raftka::config::Config;
 use raftka::raft::network::{Link, LinkRule};
 use raftka::raft::types::NodeId;
 
-use super::{test_config, wait_until};
-
-/// Raft ports are bound by number (peers know each other by address), so
-/// they come from below the ephemeral range (32,768 up), a stretch per test
-/// process: at most 20,000 + 399 × 25 + 2,499 = 32,474.
-fn free_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 400) as u16 * 25;
-    loop {
-        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_500;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use super::{free_port, test_config, wait_until};
 
 /// Links between nodes, as every node's transport sees them.
 #[derive(Default)]

@@ -8,8 +8,9 @@ pub mod cluster;
 pub mod ops;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -27,11 +28,26 @@ pub struct TestBroker {
     pub config: Config,
 }
 
+/// Raft ports are bound by number (peers know each other by address), so
+/// they come from below the ephemeral range (32,768 up), a stretch per test
+/// process: at most 20,000 + 399 × 25 + 2,499 = 32,474.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 25;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_500;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub fn test_config(data_dir: PathBuf) -> Config {
     Config {
         kafka_addr: "127.0.0.1:0".into(),
         http_addr: "127.0.0.1:0".into(),
-        raft_addr: "127.0.0.1:0".into(),
+        // By number: a restarted broker must find its port again.
+        raft_addr: format!("127.0.0.1:{}", free_port()),
         data_dir,
         raft_heartbeat_interval: Duration::from_millis(50),
         raft_election_timeout: Duration::from_millis(150),
