@@ -419,6 +419,20 @@ mod tests {
     use super::*;
     use openraft::{Membership, StoredMembership};
 
+    /// Node `me` of a three-voter group that node 2 leads, the other nodes
+    /// heard from, `started` ago; its ballots, and the group as it sees it.
+    fn voter(
+        me: NodeId,
+        started: Duration,
+    ) -> (Arc<Liveness>, Arc<Ballots>, Elections, RaftMetrics<NodeId, BasicNode>) {
+        let liveness = Arc::new(Liveness::new(me, Duration::from_secs(1)));
+        [1, 2, 3].into_iter().filter(|&n| n != me).for_each(|n| liveness.heard(n));
+        let ballots = Arc::new(Ballots::new());
+        let mut e = Elections::new(me, liveness.clone(), ballots.clone());
+        e.started -= started;
+        (liveness, ballots, e, follower(me, 2))
+    }
+
     /// A follower of `leader` in a three-voter group, with a log.
     fn follower(me: NodeId, leader: NodeId) -> RaftMetrics<NodeId, BasicNode> {
         let mut m = RaftMetrics::new_initial(me);
@@ -436,14 +450,9 @@ mod tests {
     /// not both at once, which splits the vote.
     #[test]
     fn turns_count_from_the_first_look_without_a_leader() {
-        let liveness = Arc::new(Liveness::new(3, Duration::from_secs(1)));
-        liveness.heard(1);
-        liveness.heard(2);
-        let mut e = Elections::new(3, liveness.clone(), Arc::new(Ballots::new()));
-        e.started -= Duration::from_secs(10); // long past the restart grace
+        let (liveness, _, mut e, m) = voter(3, Duration::from_secs(10)); // past the restart grace
         let view =
             GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
-        let m = follower(3, 2);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -466,14 +475,9 @@ mod tests {
     /// refused), and not a retry later.
     #[test]
     fn a_gone_leaders_successor_campaigns_when_its_lease_runs_out() {
-        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(1)));
-        liveness.heard(2);
-        liveness.heard(3);
-        let mut e = Elections::new(1, liveness.clone(), Arc::new(Ballots::new()));
-        e.started -= Duration::from_secs(10);
+        let (liveness, _, mut e, m) = voter(1, Duration::from_secs(10));
         let view =
             GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
-        let m = follower(1, 2);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -486,15 +490,10 @@ mod tests {
     /// first, whose clients are not backing off their reconnects.
     #[test]
     fn a_replica_just_back_takes_its_turn_last() {
-        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(1)));
-        liveness.heard(2);
-        liveness.heard(3);
-        let mut e = Elections::new(1, liveness.clone(), Arc::new(Ballots::new()))
-            .with_return_delay(Duration::from_secs(12));
-        e.started -= Duration::from_secs(5);
+        let (liveness, _, e, m) = voter(1, Duration::from_secs(5));
+        let mut e = e.with_return_delay(Duration::from_secs(12));
         let view =
             GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
-        let m = follower(1, 2);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -509,15 +508,9 @@ mod tests {
     /// more at once — not after its turn and a retry.
     #[test]
     fn the_longer_log_campaigns_at_once() {
-        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(1)));
-        liveness.heard(2);
-        liveness.heard(3);
-        let ballots = Arc::new(Ballots::new());
-        let mut e = Elections::new(1, liveness.clone(), ballots.clone());
-        e.started -= Duration::from_secs(10);
+        let (liveness, ballots, mut e, m) = voter(1, Duration::from_secs(10));
         let view =
             GroupView { group: 7, preferred: &[2, 3, 1], reported: None, heartbeats: Heartbeats::Driven };
-        let m = follower(1, 2);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
