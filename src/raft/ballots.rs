@@ -66,9 +66,8 @@ impl Ballots {
     /// Whether a campaign of this node in `group` collided within `window`;
     /// forgotten once asked, so it buys one repeat.
     pub fn take_collided(&self, group: GroupId, window: Duration) -> bool {
-        let hit = within(&self.collided, group, window);
-        self.collided.lock().unwrap_or_else(PoisonError::into_inner).remove(&group);
-        hit
+        let mut m = self.collided.lock().unwrap_or_else(PoisonError::into_inner);
+        m.remove(&group).is_some_and(|at| at.elapsed() < window)
     }
 }
 
