@@ -211,10 +211,10 @@ fn unreported(node_id: NodeId, state: &MetadataState, partitions: &PartitionMana
 /// Run while this node has been up for less than the return delay: clients
 /// may still be backing off their reconnects to it (librdkafka waits up to
 /// 10 s), so a leadership it won — only as the longer log, since it takes
-/// its election turns last — goes to a replica that had been up for the
-/// delay when this node started, as soon as one is caught up. Uptimes come
-/// from the peers' own clocks (`Liveness::up_for`), so no node moves a
-/// leadership to a replica that would move it on.
+/// its election turns last — goes to a replica that has been up for the
+/// delay as soon as one is caught up. Uptimes come from the peers' own
+/// clocks (`Liveness::up_for`), so no node moves a leadership to a replica
+/// that would move it on.
 fn pass_on(
     node_id: NodeId,
     state: &MetadataState,
@@ -224,10 +224,6 @@ fn pass_on(
     asked: &mut HashMap<GroupId, Instant>,
 ) {
     let liveness = &availability.liveness;
-    // Up for the delay already when this node started: in a cluster whose
-    // nodes all started together, none is, and nothing moves when the
-    // first of them turns the delay old.
-    let up_for = availability.return_delay + liveness.uptime();
     for h in partitions.all() {
         if h.leader().0 != Some(node_id) || asked.contains_key(&h.group) {
             continue;
@@ -239,7 +235,9 @@ fn pass_on(
             .replicas
             .iter()
             .copied()
-            .filter(|&n| n != node_id && liveness.is_alive(n) && liveness.up_for(n, up_for))
+            .filter(|&n| {
+                n != node_id && liveness.is_alive(n) && liveness.up_for(n, availability.return_delay)
+            })
             .collect();
         let Some(to) = caught_up_replica(&h.raft, node_id, &settled) else { continue };
         let Some(broker) = state.brokers.get(&to) else { continue };

@@ -114,7 +114,7 @@ pub struct Elections {
     /// Whether this pass met a group without a healthy leader (or a lagging
     /// follower): then the next tick must look again.
     unsettled: bool,
-    /// A replica back from being down for less than this campaigns after
+    /// A replica whose process started less than this ago campaigns after
     /// the others (`with_return_delay`).
     return_delay: Duration,
 }
@@ -137,8 +137,8 @@ impl Elections {
         }
     }
 
-    /// Replicas back from being down (restarted, resumed, reconnected) for
-    /// less than `delay` take their turns after the others: clients may
+    /// Replicas whose process started less than `delay` ago take their
+    /// turns after the others: clients may
     /// still be backing off their reconnects to them — librdkafka waits up
     /// to 10 s — and a leadership there would be out of their reach.
     /// `partition::leadership::Availability` hands leaderships back once
@@ -148,14 +148,16 @@ impl Elections {
         self
     }
 
-    /// When `node` came back, if within the return delay; this node counts
-    /// from its own start.
-    fn back_since(&self, node: NodeId, now: Instant) -> Option<Instant> {
-        if node == self.node_id {
-            Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay)
-        } else {
-            self.liveness.back_since(node, self.return_delay)
-        }
+    /// When `node`'s process started, if within the return delay. Every
+    /// node dates a start alike (each tells its uptime in its ping replies),
+    /// so all replicas agree on the turns; when a peer was heard again
+    /// would not do: it depends on who listened, and a node does not know
+    /// when the others heard it back — two replicas each counting the other
+    /// as back later campaigned together and split the vote. A process
+    /// start is also what clients back off from: a paused node or one cut
+    /// off from its peers kept its client connections.
+    fn back_since(&self, node: NodeId) -> Option<Instant> {
+        self.liveness.started_within(node, self.return_delay)
     }
 
     /// Starts a pass over the hosted groups.
@@ -287,9 +289,9 @@ impl Elections {
         }
         let mut live: Vec<NodeId> =
             view.preferred.iter().copied().filter(|n| voters.contains(n) && alive(*n)).collect();
-        // Replicas back within the return delay go last, the one back
-        // longest first (`None`, never down, sorts before any instant).
-        live.sort_by_key(|n| self.back_since(*n, now));
+        // Replicas started within the return delay go last, the one up
+        // longest first (`None`, up for longer, sorts before any instant).
+        live.sort_by_key(|n| self.back_since(*n));
         if live.len() * 2 <= voters.len() {
             return false;
         }
@@ -457,7 +459,7 @@ mod tests {
         me: NodeId,
         started: Duration,
     ) -> (Arc<Liveness>, Arc<Ballots>, Elections, RaftMetrics<NodeId, BasicNode>) {
-        let liveness = Arc::new(Liveness::new(me, Duration::from_secs(1)));
+        let liveness = Arc::new(Liveness::new(me, Duration::from_secs(1)).started_ago(started));
         [1, 2, 3].into_iter().filter(|&n| n != me).for_each(|n| liveness.heard(n));
         let ballots = Arc::new(Ballots::new());
         let mut e = Elections::new(me, liveness.clone(), ballots.clone());
@@ -519,7 +521,8 @@ mod tests {
 
     /// Node 1 restarted five seconds ago, within the return delay: though
     /// first in preferred order after the dead leader, it lets node 3 go
-    /// first, whose clients are not backing off their reconnects.
+    /// first, whose clients are not backing off their reconnects (node 3's
+    /// uptime is not known here: it counts as up for long).
     #[test]
     fn a_replica_just_back_takes_its_turn_last() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(5));
@@ -558,7 +561,7 @@ mod tests {
 
     /// Node 2 leads, stops and is back before anyone was elected (its
     /// hand-over lost): it is alive, but leads nothing. Node 1, first in
-    /// turn once node 2 (just back) goes last, campaigns.
+    /// turn once node 2 (just started) goes last, campaigns.
     #[test]
     fn a_leader_back_from_a_restart_is_not_waited_for() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(20));

@@ -75,6 +75,14 @@ impl Liveness {
         }
     }
 
+    /// As if this node had started `ago` earlier (tests of what a node's
+    /// uptime decides).
+    #[cfg(test)]
+    pub(crate) fn started_ago(mut self, ago: Duration) -> Self {
+        self.started = self.started.checked_sub(ago).unwrap_or(self.started);
+        self
+    }
+
     /// How long this node has been running, as its ping replies tell.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
@@ -100,6 +108,11 @@ impl Liveness {
     /// peer whose uptime is unknown has not.
     pub fn up_for(&self, node: NodeId, window: Duration) -> bool {
         self.started_at(node).is_some_and(|at| at.elapsed() >= window)
+    }
+
+    /// When `node`'s process started, if less than `window` ago.
+    pub fn started_within(&self, node: NodeId, window: Duration) -> Option<Instant> {
+        self.started_at(node).filter(|at| at.elapsed() < window)
     }
 
     /// A counter that moves whenever some peer went down or came back, so
