@@ -18,13 +18,10 @@
 //!   feeding it, whatever the failure detector says (a replica catching up
 //!   at full speed is too busy to hear pings in time, and each campaign of
 //!   its shorter log deposed the leader it was catching up from); nor does
-//!   one of a group with other voters opened from disk with entries, in the first
+//!   one of a group with other voters that has had a leader, in the first
 //!   `RESTART_GRACE` node timeouts after this node started — a restarted
 //!   replica remembers the leadership it held before, and the group's
-//!   current leader contacts it within that time (`upkeep`). The leader a
-//!   follower knows counts as dead, though alive, once its node has been
-//!   down and back since it was seen leading: a restarted node leads
-//!   nothing (`leader_returned`);
+//!   current leader contacts it within that time (`upkeep`);
 //! - on a leader that drives its own heartbeats, to send one when a live
 //!   follower lags (which restarts replication to a follower that came back)
 //!   or when a newer term is reported (so a deposed leader learns it and
@@ -101,9 +98,6 @@ pub struct Elections {
     /// whenever its term moves (someone else is campaigning).
     leaderless_since: HashMap<GroupId, Instant>,
     seen_term: HashMap<GroupId, u64>,
-    /// The leader each group had at the last look, its term, and when this
-    /// node first saw it lead in that term (`leader_returned`).
-    seen_leader: HashMap<GroupId, (NodeId, u64, Instant)>,
     last_elect: HashMap<GroupId, Instant>,
     last_nudge: HashMap<GroupId, Instant>,
     /// When this node's elections began: groups it opened at start-up are a
@@ -114,7 +108,7 @@ pub struct Elections {
     /// Whether this pass met a group without a healthy leader (or a lagging
     /// follower): then the next tick must look again.
     unsettled: bool,
-    /// A replica whose process started less than this ago campaigns after
+    /// A replica back from being down for less than this campaigns after
     /// the others (`with_return_delay`).
     return_delay: Duration,
 }
@@ -127,7 +121,6 @@ impl Elections {
             ballots,
             leaderless_since: HashMap::new(),
             seen_term: HashMap::new(),
-            seen_leader: HashMap::new(),
             last_elect: HashMap::new(),
             last_nudge: HashMap::new(),
             growth: HashMap::new(),
@@ -137,8 +130,8 @@ impl Elections {
         }
     }
 
-    /// Replicas whose process started less than `delay` ago take their
-    /// turns after the others: clients may
+    /// Replicas back from being down (restarted, resumed, reconnected) for
+    /// less than `delay` take their turns after the others: clients may
     /// still be backing off their reconnects to them — librdkafka waits up
     /// to 10 s — and a leadership there would be out of their reach.
     /// `partition::leadership::Availability` hands leaderships back once
@@ -148,16 +141,14 @@ impl Elections {
         self
     }
 
-    /// When `node`'s process started, if within the return delay. Every
-    /// node dates a start alike (each tells its uptime in its ping replies),
-    /// so all replicas agree on the turns; when a peer was heard again
-    /// would not do: it depends on who listened, and a node does not know
-    /// when the others heard it back — two replicas each counting the other
-    /// as back later campaigned together and split the vote. A process
-    /// start is also what clients back off from: a paused node or one cut
-    /// off from its peers kept its client connections.
-    fn back_since(&self, node: NodeId) -> Option<Instant> {
-        self.liveness.started_within(node, self.return_delay)
+    /// When `node` came back, if within the return delay; this node counts
+    /// from its own start.
+    fn back_since(&self, node: NodeId, now: Instant) -> Option<Instant> {
+        if node == self.node_id {
+            Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay)
+        } else {
+            self.liveness.back_since(node, self.return_delay)
+        }
     }
 
     /// Starts a pass over the hosted groups.
@@ -170,7 +161,6 @@ impl Elections {
     pub fn end_pass(&mut self, hosted: &HashSet<GroupId>) -> bool {
         self.leaderless_since.retain(|g, _| hosted.contains(g));
         self.seen_term.retain(|g, _| hosted.contains(g));
-        self.seen_leader.retain(|g, _| hosted.contains(g));
         self.last_elect.retain(|g, _| hosted.contains(g));
         self.last_nudge.retain(|g, _| hosted.contains(g));
         self.growth.retain(|g, _| hosted.contains(g));
@@ -241,7 +231,6 @@ impl Elections {
         if self.seen_term.insert(group, m.current_term) != Some(m.current_term) {
             self.leaderless_since.insert(group, now);
         }
-        let returned = self.leader_returned(m, group, now);
         let alive = |n: NodeId| self.liveness.is_alive(n);
         let grew = self.growth.entry(group).or_insert(Growth::new(m.last_log_index, now)).grew_within(
             m.last_log_index,
@@ -252,7 +241,7 @@ impl Elections {
         // not for one whose node refused a connection (its process is gone).
         let gone = m.current_leader.is_some_and(|l| self.liveness.is_gone(l));
         let grew = grew && !gone;
-        let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l)) && !returned;
+        let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
         // A live leader the metadata knows under a newer term will reach us.
         let newer_elsewhere =
             view.reported.is_some_and(|(l, term)| l != self.node_id && alive(l) && term > m.current_term);
@@ -272,14 +261,13 @@ impl Elections {
         if !voters.contains(&self.node_id) {
             return false;
         }
-        // A group that had had a leader (whose first entry is at index 1,
-        // after the initial membership at 0) when first tended, in this
-        // node's first moments, is a restarted replica's. A group created
-        // later is not, however soon its leader dies — nor one created in
-        // a new cluster's first second; nor is a new group whose first
+        // A group that has had a leader (whose first entry is at index 1,
+        // after the initial membership at 0), tended in this node's first
+        // moments, is a restarted replica's. A group created later is not,
+        // however soon its leader dies; nor is a new group whose first
         // campaign failed: it has a term, but no leader ever wrote.
         let restarting = voters.len() > 1
-            && self.growth.get(&group).is_some_and(|g| g.restored)
+            && m.last_log_index.is_some_and(|i| i > 0)
             && now.duration_since(self.started) < self.liveness.timeout() * RESTART_GRACE;
         if restarting {
             // The turns below count from the end of the grace, or every
@@ -289,9 +277,9 @@ impl Elections {
         }
         let mut live: Vec<NodeId> =
             view.preferred.iter().copied().filter(|n| voters.contains(n) && alive(*n)).collect();
-        // Replicas started within the return delay go last, the one up
-        // longest first (`None`, up for longer, sorts before any instant).
-        live.sort_by_key(|n| self.back_since(*n));
+        // Replicas back within the return delay go last, the one back
+        // longest first (`None`, never down, sorts before any instant).
+        live.sort_by_key(|n| self.back_since(*n, now));
         if live.len() * 2 <= voters.len() {
             return false;
         }
@@ -327,25 +315,6 @@ impl Elections {
         true
     }
 
-    /// Whether this group's leader, as this replica knows it, has been down
-    /// and back since it was first seen leading in this term. A Raft node
-    /// starts as a follower, so a leader that restarted (its hand-over lost
-    /// with its process) leads nothing now, though its followers keep
-    /// naming it until someone wins an election; alive, it would keep them
-    /// from campaigning, and a candidate whose log they refuse would retry
-    /// alone until the restarted node campaigned itself, seconds later.
-    fn leader_returned(&mut self, m: &RaftMetrics<NodeId, BasicNode>, group: GroupId, now: Instant) -> bool {
-        let Some(leader) = m.current_leader else {
-            self.seen_leader.remove(&group);
-            return false;
-        };
-        let seen = self.seen_leader.entry(group).or_insert((leader, m.current_term, now));
-        if (seen.0, seen.1) != (leader, m.current_term) {
-            *seen = (leader, m.current_term, now);
-        }
-        self.liveness.returned_after(leader, seen.2)
-    }
-
     fn upkeep(&mut self, m: &RaftMetrics<NodeId, BasicNode>, view: &GroupView<'_>, now: Instant) -> Action {
         let lagging = m.replication.as_ref().is_some_and(|r| {
             r.iter().any(|(id, matched)| {
@@ -371,14 +340,11 @@ struct Growth {
     index: Option<u64>,
     looked: Instant,
     grew: Option<Instant>,
-    /// The group had entries at the first look: it was opened from disk,
-    /// not created since this node started.
-    restored: bool,
 }
 
 impl Growth {
     fn new(index: Option<u64>, now: Instant) -> Self {
-        Self { index, looked: now, grew: None, restored: index.is_some_and(|i| i > 0) }
+        Self { index, looked: now, grew: None }
     }
 
     /// Records a look at `index`; whether the log grew within `window`.
@@ -459,7 +425,7 @@ mod tests {
         me: NodeId,
         started: Duration,
     ) -> (Arc<Liveness>, Arc<Ballots>, Elections, RaftMetrics<NodeId, BasicNode>) {
-        let liveness = Arc::new(Liveness::new(me, Duration::from_secs(1)).started_ago(started));
+        let liveness = Arc::new(Liveness::new(me, Duration::from_secs(1)));
         [1, 2, 3].into_iter().filter(|&n| n != me).for_each(|n| liveness.heard(n));
         let ballots = Arc::new(Ballots::new());
         let mut e = Elections::new(me, liveness.clone(), ballots.clone());
@@ -521,8 +487,7 @@ mod tests {
 
     /// Node 1 restarted five seconds ago, within the return delay: though
     /// first in preferred order after the dead leader, it lets node 3 go
-    /// first, whose clients are not backing off their reconnects (node 3's
-    /// uptime is not known here: it counts as up for long).
+    /// first, whose clients are not backing off their reconnects.
     #[test]
     fn a_replica_just_back_takes_its_turn_last() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(5));
@@ -557,24 +522,6 @@ mod tests {
         ballots.collided(7);
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Elect, "node 3 had voted for itself in that term");
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Nothing, "one repeat per collision");
-    }
-
-    /// Node 2 leads, stops and is back before anyone was elected (its
-    /// hand-over lost): it is alive, but leads nothing. Node 1, first in
-    /// turn once node 2 (just started) goes last, campaigns.
-    #[test]
-    fn a_leader_back_from_a_restart_is_not_waited_for() {
-        let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
-        let mut e = e.with_return_delay(Duration::from_secs(12));
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
-        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
-        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
-        liveness.refused(2);
-        liveness.heard(2);
-        liveness.heard_up(2, Duration::ZERO);
-        assert!(liveness.is_alive(2));
-        assert_eq!(e.decide(&m, &view, t0, lease), Action::Elect, "node 2 restarted: no leader");
     }
 
     #[test]

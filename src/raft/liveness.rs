@@ -7,9 +7,7 @@
 //! connection has no process behind it and is down at once, so a killed
 //! leader's partitions are re-elected as soon as the leader lease lets its
 //! followers vote, and meanwhile Metadata waits for that election
-//! (`just_lost`). A ping's reply carries the replier's uptime, so every
-//! node knows when each peer's process started by the same clock
-//! (`up_for`). Partition groups use this instead of per-group Raft
+//! (`just_lost`). Partition groups use this instead of per-group Raft
 //! heartbeats, so the idle cost of a node is one small RPC per peer per
 //! interval however many partitions it hosts (DESIGN.md: "coalesce
 //! heartbeats"); `partition::leadership` starts an election in a group whose
@@ -39,10 +37,6 @@ pub struct Liveness {
     last_heard: Mutex<HashMap<NodeId, Heard>>,
     /// The idle connection `watch` holds to each peer's Raft port.
     watched: Mutex<HashMap<NodeId, Arc<TcpStream>>>,
-    /// When each peer's process started, from the uptime its ping replies
-    /// carry: the same instant for every node, where when it was heard
-    /// again depends on who listened.
-    peer_started: Mutex<HashMap<NodeId, Instant>>,
 }
 
 /// When a peer was last heard from, and when it was heard again after a
@@ -51,10 +45,6 @@ pub struct Liveness {
 struct Heard {
     last: Instant,
     back: Option<Instant>,
-    /// When it was last heard again after a silence, not counting the first
-    /// word from a peer this node started without: it restarted, resumed
-    /// or reconnected since, and may have lost what it led.
-    returned: Option<Instant>,
     /// Refused a connection since it was last heard from: its process is gone.
     gone: bool,
 }
@@ -71,48 +61,7 @@ impl Liveness {
             changes: AtomicU64::new(0),
             last_heard: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
-            peer_started: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// As if this node had started `ago` earlier (tests of what a node's
-    /// uptime decides).
-    #[cfg(test)]
-    pub(crate) fn started_ago(mut self, ago: Duration) -> Self {
-        self.started = self.started.checked_sub(ago).unwrap_or(self.started);
-        self
-    }
-
-    /// How long this node has been running, as its ping replies tell.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// A ping reply from `node` said it has been running for `up`.
-    pub fn heard_up(&self, node: NodeId, up: Duration) {
-        if let Some(at) = Instant::now().checked_sub(up) {
-            self.peer_started.lock().unwrap_or_else(PoisonError::into_inner).insert(node, at);
-        }
-    }
-
-    /// When `node`'s process (this one's included) started, if known.
-    fn started_at(&self, node: NodeId) -> Option<Instant> {
-        if node == self.node_id {
-            Some(self.started)
-        } else {
-            self.peer_started.lock().unwrap_or_else(PoisonError::into_inner).get(&node).copied()
-        }
-    }
-
-    /// Whether `node`'s process has been running for `window` at least; a
-    /// peer whose uptime is unknown has not.
-    pub fn up_for(&self, node: NodeId, window: Duration) -> bool {
-        self.started_at(node).is_some_and(|at| at.elapsed() >= window)
-    }
-
-    /// When `node`'s process started, if less than `window` ago.
-    pub fn started_within(&self, node: NodeId, window: Duration) -> Option<Instant> {
-        self.started_at(node).filter(|at| at.elapsed() < window)
     }
 
     /// A counter that moves whenever some peer went down or came back, so
@@ -128,16 +77,14 @@ impl Liveness {
     pub fn heard(&self, node: NodeId) {
         let now = Instant::now();
         let mut m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = m.get(&node).copied();
         // Never heard yet: down to this node once the start-up grace is over.
-        let last = before.map_or(self.started, |h| h.last);
-        let silent = now.duration_since(last) >= self.timeout;
-        let back = if silent { Some(now) } else { before.and_then(|h| h.back) };
-        let returned = match before {
-            Some(_) if silent => Some(now),
-            _ => before.and_then(|h| h.returned),
+        let last = m.get(&node).map_or(self.started, |h| h.last);
+        let back = if now.duration_since(last) >= self.timeout {
+            Some(now)
+        } else {
+            m.get(&node).and_then(|h| h.back)
         };
-        m.insert(node, Heard { last: now, back, returned, gone: false });
+        m.insert(node, Heard { last: now, back, gone: false });
     }
 
     /// A peer heard from before refused a connection to its Raft port: no
@@ -167,12 +114,6 @@ impl Liveness {
     /// network restored) less than `window` ago.
     pub fn back_within(&self, node: NodeId, window: Duration) -> bool {
         self.back_since(node, window).is_some()
-    }
-
-    /// Whether `node`, heard from before, was down and came back after `at`.
-    pub fn returned_after(&self, node: NodeId, at: Instant) -> bool {
-        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(&node).and_then(|h| h.returned).is_some_and(|r| r > at)
     }
 
     /// When `node` came back from being down, if less than `window` ago.
@@ -229,13 +170,6 @@ fn ping_request(from: NodeId) -> Result<RpcRequest, codec::CodecError> {
 /// The sender of a ping, for the receiving side.
 pub fn ping_sender(body: &[u8]) -> Result<NodeId, codec::CodecError> {
     codec::decode("ping", body)
-}
-
-/// A ping's reply: the replier's uptime in milliseconds. A peer of an
-/// older version replies with nothing, and its uptime stays unknown.
-pub fn ping_reply(liveness: &Liveness) -> Result<Vec<u8>, codec::CodecError> {
-    let ms = u64::try_from(liveness.uptime().as_millis()).unwrap_or(u64::MAX);
-    codec::encode("ping reply", &ms)
 }
 
 /// Whether an idle connection was closed by its peer: a peek reads it as
@@ -353,12 +287,7 @@ pub async fn run(
                     reply = transport.call(&addr, &request, liveness.timeout).await;
                 }
                 match reply {
-                    Ok(body) => {
-                        liveness.heard(peer);
-                        if let Ok(ms) = codec::decode::<u64>("ping reply", &body) {
-                            liveness.heard_up(peer, Duration::from_millis(ms));
-                        }
-                    }
+                    Ok(_) => liveness.heard(peer),
                     Err(TransportError::Connect { source, .. })
                         if source.kind() == std::io::ErrorKind::ConnectionRefused =>
                     {
@@ -441,35 +370,5 @@ mod tests {
         l.heard(2);
         assert!(l.is_alive(2));
         assert!(!l.back_within(2, Duration::from_secs(60)), "heard within the start-up grace: never down");
-        assert!(!l.returned_after(2, l.started));
-    }
-
-    /// A peer's start is dated by the uptime its ping replies carry; a peer
-    /// whose uptime is unknown has not been up for any window.
-    #[test]
-    fn a_peers_uptime_dates_its_start() {
-        let l = Liveness::new(1, Duration::from_secs(1));
-        assert!(!l.up_for(2, Duration::ZERO), "uptime unknown");
-        l.heard_up(2, Duration::from_secs(30));
-        assert!(l.up_for(2, Duration::from_secs(12)));
-        l.heard_up(2, Duration::from_secs(1));
-        assert!(!l.up_for(2, Duration::from_secs(12)), "restarted a second ago");
-        let ms: u64 = codec::decode("ping reply", &ping_reply(&l).expect("encoded")).expect("decoded");
-        assert!(ms < 60_000, "this node's uptime: {ms} ms");
-        assert!(l.up_for(1, Duration::ZERO) && !l.up_for(1, Duration::from_secs(60)));
-    }
-
-    /// A peer first heard after the start-up grace was down to this node
-    /// (`back`), but it did not return: nothing it led before is lost.
-    #[test]
-    fn only_a_peer_heard_before_returns() {
-        let mut l = Liveness::new(1, Duration::from_secs(1));
-        let before = Instant::now();
-        l.started = l.started.checked_sub(Duration::from_secs(2)).expect("an instant 2 s back");
-        l.heard(2);
-        assert!(l.back_within(2, Duration::from_secs(60)) && !l.returned_after(2, before));
-        l.refused(2);
-        l.heard(2);
-        assert!(l.returned_after(2, before), "heard, gone, heard again: it returned");
     }
 }
