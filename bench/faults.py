@@ -16,7 +16,9 @@ After each fault is undone the next waits until every node is ready again
 and SETTLE seconds more. Per kind it reports, over every partition the victim
 led when the fault began:
 
-- outage: from the fault to the first ack of a record sent after it;
+- outage: from the fault to the first ack of a record sent after it (for
+  pauses also past the pause as held: a stopped leader answers nothing, and
+  an idempotent producer waits for its in-flight requests before it moves);
 
 and over every partition, from the fault to the next one:
 
@@ -28,11 +30,16 @@ records lost, records duplicated, and records out of their producer's order
 (all must be 0).
 
     make bench-faults    # or: RAFTKA_BIN=... python bench/faults.py
+
+KINDS=kill,restart cycles through some kinds only; LOGS=dir keeps the
+brokers' logs (at info, or RUST_LOG) for reading an outlier's story;
+DETAIL=1 prints each fault's figures, with its wall-clock time, on stderr.
 """
 import bisect
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
@@ -57,7 +64,8 @@ SEED = int(os.environ.get("SEED", "15"))
 DETAIL = os.environ.get("DETAIL") == "1"  # per-fault figures on stderr
 PARTITIONS = 6
 TOPIC = "faults"
-KINDS = ["kill", "controller", "restart", "pause", "partition"]
+KINDS = os.environ.get("KINDS", "kill,controller,restart,pause,partition").split(",")
+LOGS = os.environ.get("LOGS")  # a directory: brokers log at info there, kept after the run
 
 
 class Writer:
@@ -123,8 +131,12 @@ def inject(c, kind, victim):
     """Makes the fault; returns when it took effect (records sent before may
     still be acknowledged by the victim) and a function that undoes it."""
     if kind in ("kill", "controller"):
+        pid = c.pid(victim)
         c.run("kill", victim)
-        return time.monotonic(), lambda: c.run("start", victim)
+        at = time.monotonic()
+        # Gone before it is started again (under load, a process in a
+        # blocking write takes a moment to die).
+        return at, lambda: (wait_for(lambda: exited(pid), 30, f"node {victim} dying"), c.run("start", victim))
     if kind == "restart":
         pid = c.pid(victim)
         os.kill(pid, signal.SIGTERM)
@@ -183,7 +195,7 @@ def main():
     rng = random.Random(SEED)
     with tempfile.TemporaryDirectory() as d:
         c = Cluster(d, 3)
-        c.env["RUST_LOG"] = "warn"
+        c.env["RUST_LOG"] = os.environ.get("RUST_LOG", "info,openraft=warn") if LOGS else "warn"
         c.run("up", 3, timeout=180)
         try:
             creator = admin(c, (1, 2, 3))  # kept alive until the create is answered
@@ -208,11 +220,13 @@ def main():
                 at, undo = inject(c, kind, victim)
                 time.sleep(max(0.0, at + (PAUSE if kind == "pause" else HOLD) - time.monotonic()))
                 undo()
+                held = time.monotonic() - at
                 wait_for(lambda: ready(c), 120, f"the cluster ready after {kind} of node {victim}")
                 time.sleep(SETTLE)
-                faults.append({"kind": kind, "victim": victim, "at": at, "affected": affected,
+                faults.append({"kind": kind, "victim": victim, "at": at, "wall": time.time() - (time.monotonic() - at),
+                               "affected": affected, "held": held,
                                "load": os.getloadavg()[0]})
-                print(f"fault {n + 1}/{FAULTS}: {kind} of node {victim}, led {affected}", file=sys.stderr)
+                print(f"fault {n + 1}/{FAULTS}: {kind} of node {victim}, led {affected} of {led}", file=sys.stderr)
             end = time.monotonic()
             for w in writers:
                 w.stop.set()
@@ -224,8 +238,9 @@ def main():
             report = {}
             for i, f in enumerate(faults):
                 until = faults[i + 1]["at"] if i + 1 < len(faults) else end
-                r = report.setdefault(f["kind"], {"faults": 0, "outage": [], "stall": []})
+                r = report.setdefault(f["kind"], {"faults": 0, "outage": [], "stall": [], "held": [], "beyond": []})
                 r["faults"] += 1
+                r["held"].append(f["held"])
                 outages, stalls = {}, {}
                 for p in f["affected"]:
                     firsts = [a for a in (w.first_ack_after(p, f["at"]) for w in writers) if a is not None]
@@ -237,9 +252,11 @@ def main():
                     gap = max(zip(window, window[1:]), key=lambda ab: ab[1] - ab[0])
                     stalls[p] = (round(gap[1] - gap[0], 3), round(gap[0] - f["at"], 3))
                 r["outage"].extend(outages.values())
+                r["beyond"].extend(o - f["held"] for o in outages.values())
                 r["stall"].extend(s for s, _ in stalls.values())
                 if DETAIL:
                     print(json.dumps({"fault": i + 1, "kind": f["kind"], "victim": f["victim"],
+                                      "wall": round(f["wall"], 3), "held_s": round(f["held"], 3),
                                       "outage_s": {p: round(o, 3) for p, o in outages.items()},
                                       "stall_s_and_start": stalls}), file=sys.stderr)
             got = read_back(c)
@@ -259,13 +276,21 @@ def main():
                        for name, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))},
                     **{f"stall_{name}_s": round(pct(r["stall"], q), 3)
                        for name, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))},
+                    "held_max_s": round(max(r["held"]), 3),
                 }
+                if kind == "pause" and r["beyond"]:
+                    # A paused leader holds requests until it wakes: what the
+                    # broker adds is the outage past the pause as it was held.
+                    summary["kinds"][kind].update({f"outage_past_pause_{name}_s": round(pct(r["beyond"], q), 3)
+                                                   for name, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))})
             kinds = summary.pop("kinds")
             print(json.dumps(summary))
             for kind, figures in kinds.items():
                 print(json.dumps({"kind": kind, **figures}))
         finally:
             c.run("down")
+            if LOGS:
+                shutil.copytree(d, LOGS, dirs_exist_ok=True)
 
 
 if __name__ == "__main__":

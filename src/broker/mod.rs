@@ -198,6 +198,12 @@ impl Broker {
         &self.transport
     }
 
+    /// The node's failure detector, for tests that wait on what it knows
+    /// of its peers.
+    pub fn liveness(&self) -> &Arc<Liveness> {
+        self.registry.liveness()
+    }
+
     /// The node's services, for in-process harnesses (the fuzzer feeds
     /// requests to `kafka::dispatch` without a socket).
     pub fn node(&self) -> &Arc<Node> {

@@ -10,7 +10,9 @@
 //! - Leadership goes back to the preferred replica (the first of the replica
 //!   set) once it is caught up and, if it was down, has been back for the
 //!   return delay (clients reconnect to it meanwhile); it is handed to a
-//!   caught-up replica on a graceful shutdown (`raft::leadership::hand_over`).
+//!   caught-up replica on a graceful shutdown (`raft::leadership::hand_over`);
+//!   and a node up for less than the return delay passes what it won on to
+//!   a replica up for longer (`pass_on`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -126,6 +128,10 @@ pub async fn run(
                 }
             }));
         }
+        if !liveness.up_for(node_id, availability.return_delay) {
+            asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
+            pass_on(node_id, &state, &partitions, &transport, &availability, &mut asked);
+        }
         if last_rebalance.elapsed() >= REBALANCE_EVERY {
             last_rebalance = Instant::now();
             asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
@@ -200,6 +206,48 @@ fn unreported(node_id: NodeId, state: &MetadataState, partitions: &PartitionMana
             (!known).then_some(LeaderReport { group: h.group, leader: node_id, term })
         })
         .collect()
+}
+
+/// Run while this node has been up for less than the return delay: clients
+/// may still be backing off their reconnects to it (librdkafka waits up to
+/// 10 s), so a leadership it won — only as the longer log, since it takes
+/// its election turns last — goes to a replica that had been up for the
+/// delay when this node started, as soon as one is caught up. Uptimes come
+/// from the peers' own clocks (`Liveness::up_for`), so no node moves a
+/// leadership to a replica that would move it on.
+fn pass_on(
+    node_id: NodeId,
+    state: &MetadataState,
+    partitions: &PartitionManager,
+    transport: &Arc<Transport>,
+    availability: &Availability,
+    asked: &mut HashMap<GroupId, Instant>,
+) {
+    let liveness = &availability.liveness;
+    // Up for the delay already when this node started: in a cluster whose
+    // nodes all started together, none is, and nothing moves when the
+    // first of them turns the delay old.
+    let up_for = availability.return_delay + liveness.uptime();
+    for h in partitions.all() {
+        if h.leader().0 != Some(node_id) || asked.contains_key(&h.group) {
+            continue;
+        }
+        let Some(info) = state.topic(&h.topic).and_then(|t| t.partitions.get(h.partition as usize)) else {
+            continue;
+        };
+        let settled: Vec<NodeId> = info
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&n| n != node_id && liveness.is_alive(n) && liveness.up_for(n, up_for))
+            .collect();
+        let Some(to) = caught_up_replica(&h.raft, node_id, &settled) else { continue };
+        let Some(broker) = state.brokers.get(&to) else { continue };
+        asked.insert(h.group, Instant::now());
+        tracing::info!(topic = %h.topic, partition = h.partition, to, "passing a leadership won just after a restart on");
+        let to = vec![(to, broker.raft_addr.clone())];
+        tokio::spawn(transfer(h, node_id, to, 1, transport.clone(), TRANSFER_FENCE));
+    }
 }
 
 fn rebalance(

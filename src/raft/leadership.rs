@@ -18,10 +18,13 @@
 //!   feeding it, whatever the failure detector says (a replica catching up
 //!   at full speed is too busy to hear pings in time, and each campaign of
 //!   its shorter log deposed the leader it was catching up from); nor does
-//!   one of a group with other voters that has had a leader, in the first
+//!   one of a group with other voters opened from disk with entries, in the first
 //!   `RESTART_GRACE` node timeouts after this node started — a restarted
 //!   replica remembers the leadership it held before, and the group's
-//!   current leader contacts it within that time (`upkeep`);
+//!   current leader contacts it within that time (`upkeep`). The leader a
+//!   follower knows counts as dead, though alive, once its node's process
+//!   started after it was seen leading: a restarted node leads nothing
+//!   (`leader_restarted`);
 //! - on a leader that drives its own heartbeats, to send one when a live
 //!   follower lags (which restarts replication to a follower that came back)
 //!   or when a newer term is reported (so a deposed leader learns it and
@@ -98,6 +101,9 @@ pub struct Elections {
     /// whenever its term moves (someone else is campaigning).
     leaderless_since: HashMap<GroupId, Instant>,
     seen_term: HashMap<GroupId, u64>,
+    /// The leader each group had at the last look, its term, and when this
+    /// node first saw it lead in that term (`leader_restarted`).
+    seen_leader: HashMap<GroupId, (NodeId, u64, Instant)>,
     last_elect: HashMap<GroupId, Instant>,
     last_nudge: HashMap<GroupId, Instant>,
     /// When this node's elections began: groups it opened at start-up are a
@@ -121,6 +127,7 @@ impl Elections {
             ballots,
             leaderless_since: HashMap::new(),
             seen_term: HashMap::new(),
+            seen_leader: HashMap::new(),
             last_elect: HashMap::new(),
             last_nudge: HashMap::new(),
             growth: HashMap::new(),
@@ -161,6 +168,7 @@ impl Elections {
     pub fn end_pass(&mut self, hosted: &HashSet<GroupId>) -> bool {
         self.leaderless_since.retain(|g, _| hosted.contains(g));
         self.seen_term.retain(|g, _| hosted.contains(g));
+        self.seen_leader.retain(|g, _| hosted.contains(g));
         self.last_elect.retain(|g, _| hosted.contains(g));
         self.last_nudge.retain(|g, _| hosted.contains(g));
         self.growth.retain(|g, _| hosted.contains(g));
@@ -231,6 +239,7 @@ impl Elections {
         if self.seen_term.insert(group, m.current_term) != Some(m.current_term) {
             self.leaderless_since.insert(group, now);
         }
+        let restarted = self.leader_restarted(m, group, now);
         let alive = |n: NodeId| self.liveness.is_alive(n);
         let grew = self.growth.entry(group).or_insert(Growth::new(m.last_log_index, now)).grew_within(
             m.last_log_index,
@@ -241,7 +250,7 @@ impl Elections {
         // not for one whose node refused a connection (its process is gone).
         let gone = m.current_leader.is_some_and(|l| self.liveness.is_gone(l));
         let grew = grew && !gone;
-        let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l));
+        let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l)) && !restarted;
         // A live leader the metadata knows under a newer term will reach us.
         let newer_elsewhere =
             view.reported.is_some_and(|(l, term)| l != self.node_id && alive(l) && term > m.current_term);
@@ -261,13 +270,14 @@ impl Elections {
         if !voters.contains(&self.node_id) {
             return false;
         }
-        // A group that has had a leader (whose first entry is at index 1,
-        // after the initial membership at 0), tended in this node's first
-        // moments, is a restarted replica's. A group created later is not,
-        // however soon its leader dies; nor is a new group whose first
+        // A group that had had a leader (whose first entry is at index 1,
+        // after the initial membership at 0) when first tended, in this
+        // node's first moments, is a restarted replica's. A group created
+        // later is not, however soon its leader dies — nor one created in
+        // a new cluster's first second; nor is a new group whose first
         // campaign failed: it has a term, but no leader ever wrote.
         let restarting = voters.len() > 1
-            && m.last_log_index.is_some_and(|i| i > 0)
+            && self.growth.get(&group).is_some_and(|g| g.restored)
             && now.duration_since(self.started) < self.liveness.timeout() * RESTART_GRACE;
         if restarting {
             // The turns below count from the end of the grace, or every
@@ -315,6 +325,25 @@ impl Elections {
         true
     }
 
+    /// Whether this group's leader, as this replica knows it, restarted
+    /// since it was first seen leading in this term. A Raft node
+    /// starts as a follower, so a leader that restarted (its hand-over lost
+    /// with its process) leads nothing now, though its followers keep
+    /// naming it until someone wins an election; alive, it would keep them
+    /// from campaigning, and a candidate whose log they refuse would retry
+    /// alone until the restarted node campaigned itself, seconds later.
+    fn leader_restarted(&mut self, m: &RaftMetrics<NodeId, BasicNode>, group: GroupId, now: Instant) -> bool {
+        let Some(leader) = m.current_leader else {
+            self.seen_leader.remove(&group);
+            return false;
+        };
+        let seen = self.seen_leader.entry(group).or_insert((leader, m.current_term, now));
+        if (seen.0, seen.1) != (leader, m.current_term) {
+            *seen = (leader, m.current_term, now);
+        }
+        self.liveness.started_after(leader, seen.2)
+    }
+
     fn upkeep(&mut self, m: &RaftMetrics<NodeId, BasicNode>, view: &GroupView<'_>, now: Instant) -> Action {
         let lagging = m.replication.as_ref().is_some_and(|r| {
             r.iter().any(|(id, matched)| {
@@ -340,11 +369,14 @@ struct Growth {
     index: Option<u64>,
     looked: Instant,
     grew: Option<Instant>,
+    /// The group had entries at the first look: it was opened from disk,
+    /// not created since this node started.
+    restored: bool,
 }
 
 impl Growth {
     fn new(index: Option<u64>, now: Instant) -> Self {
-        Self { index, looked: now, grew: None }
+        Self { index, looked: now, grew: None, restored: index.is_some_and(|i| i > 0) }
     }
 
     /// Records a look at `index`; whether the log grew within `window`.
@@ -522,6 +554,42 @@ mod tests {
         ballots.collided(7);
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Elect, "node 3 had voted for itself in that term");
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Nothing, "one repeat per collision");
+    }
+
+    /// Node 2 leads, stops and is back before anyone was elected (its
+    /// hand-over lost): it is alive, but leads nothing. Node 1, first in
+    /// turn once node 2 (just back) goes last, campaigns.
+    #[test]
+    fn a_leader_back_from_a_restart_is_not_waited_for() {
+        let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
+        let mut e = e.with_return_delay(Duration::from_secs(12));
+        let view =
+            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        liveness.heard(2);
+        liveness.heard_up(2, Duration::ZERO);
+        assert!(liveness.is_alive(2));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Elect, "node 2 restarted: no leader");
+    }
+
+    /// Node 2 leads, is cut off and heard again — the same process, its
+    /// uptime running on: it may still lead, and is waited for.
+    #[test]
+    fn a_leader_back_from_a_cut_is_waited_for() {
+        let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
+        let mut e = e.with_return_delay(Duration::from_secs(12));
+        let view =
+            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        liveness.heard_up(2, Duration::from_secs(30));
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        liveness.heard(2);
+        liveness.heard_up(2, Duration::from_secs(33));
+        assert!(liveness.is_alive(2));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "node 2 never stopped: it leads");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! connection has no process behind it and is down at once, so a killed
 //! leader's partitions are re-elected as soon as the leader lease lets its
 //! followers vote, and meanwhile Metadata waits for that election
-//! (`just_lost`). Partition groups use this instead of per-group Raft
+//! (`just_lost`). A ping's reply carries the replier's uptime, so every
+//! node knows when each peer's process started by the same clock
+//! (`up_for`). Partition groups use this instead of per-group Raft
 //! heartbeats, so the idle cost of a node is one small RPC per peer per
 //! interval however many partitions it hosts (DESIGN.md: "coalesce
 //! heartbeats"); `partition::leadership` starts an election in a group whose
@@ -37,6 +39,10 @@ pub struct Liveness {
     last_heard: Mutex<HashMap<NodeId, Heard>>,
     /// The idle connection `watch` holds to each peer's Raft port.
     watched: Mutex<HashMap<NodeId, Arc<TcpStream>>>,
+    /// When each peer's process started, from the uptime its ping replies
+    /// carry: the same instant for every node, where when it was heard
+    /// again depends on who listened.
+    peer_started: Mutex<HashMap<NodeId, Instant>>,
 }
 
 /// When a peer was last heard from, and when it was heard again after a
@@ -61,7 +67,35 @@ impl Liveness {
             changes: AtomicU64::new(0),
             last_heard: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
+            peer_started: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long this node has been running, as its ping replies tell.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A ping reply from `node` said it has been running for `up`.
+    pub fn heard_up(&self, node: NodeId, up: Duration) {
+        if let Some(at) = Instant::now().checked_sub(up) {
+            self.peer_started.lock().unwrap_or_else(PoisonError::into_inner).insert(node, at);
+        }
+    }
+
+    /// When `node`'s process (this one's included) started, if known.
+    fn started_at(&self, node: NodeId) -> Option<Instant> {
+        if node == self.node_id {
+            Some(self.started)
+        } else {
+            self.peer_started.lock().unwrap_or_else(PoisonError::into_inner).get(&node).copied()
+        }
+    }
+
+    /// Whether `node`'s process has been running for `window` at least; a
+    /// peer whose uptime is unknown has not.
+    pub fn up_for(&self, node: NodeId, window: Duration) -> bool {
+        self.started_at(node).is_some_and(|at| at.elapsed() >= window)
     }
 
     /// A counter that moves whenever some peer went down or came back, so
@@ -116,6 +150,13 @@ impl Liveness {
         self.back_since(node, window).is_some()
     }
 
+    /// Whether `node`'s process started after `at`, as its uptime tells: it
+    /// restarted since, and lost what it led then. A node cut off and
+    /// reconnected, or paused and resumed, did not: it may still lead.
+    pub fn started_after(&self, node: NodeId, at: Instant) -> bool {
+        self.started_at(node).is_some_and(|s| s > at)
+    }
+
     /// When `node` came back from being down, if less than `window` ago.
     pub fn back_since(&self, node: NodeId, window: Duration) -> Option<Instant> {
         let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
@@ -145,7 +186,9 @@ impl Liveness {
         lost
     }
 
-    fn silent_for(&self, node: NodeId) -> Duration {
+    /// How long since `node` was last heard from (since this node started,
+    /// if never).
+    pub fn silent_for(&self, node: NodeId) -> Duration {
         let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
         m.get(&node).map_or(self.started, |h| h.last).elapsed()
     }
@@ -170,6 +213,13 @@ fn ping_request(from: NodeId) -> Result<RpcRequest, codec::CodecError> {
 /// The sender of a ping, for the receiving side.
 pub fn ping_sender(body: &[u8]) -> Result<NodeId, codec::CodecError> {
     codec::decode("ping", body)
+}
+
+/// A ping's reply: the replier's uptime in milliseconds. A peer of an
+/// older version replies with nothing, and its uptime stays unknown.
+pub fn ping_reply(liveness: &Liveness) -> Result<Vec<u8>, codec::CodecError> {
+    let ms = u64::try_from(liveness.uptime().as_millis()).unwrap_or(u64::MAX);
+    codec::encode("ping reply", &ms)
 }
 
 /// Whether an idle connection was closed by its peer: a peek reads it as
@@ -287,7 +337,12 @@ pub async fn run(
                     reply = transport.call(&addr, &request, liveness.timeout).await;
                 }
                 match reply {
-                    Ok(_) => liveness.heard(peer),
+                    Ok(body) => {
+                        liveness.heard(peer);
+                        if let Ok(ms) = codec::decode::<u64>("ping reply", &body) {
+                            liveness.heard_up(peer, Duration::from_millis(ms));
+                        }
+                    }
                     Err(TransportError::Connect { source, .. })
                         if source.kind() == std::io::ErrorKind::ConnectionRefused =>
                     {
@@ -370,5 +425,36 @@ mod tests {
         l.heard(2);
         assert!(l.is_alive(2));
         assert!(!l.back_within(2, Duration::from_secs(60)), "heard within the start-up grace: never down");
+    }
+
+    /// A peer's start is dated by the uptime its ping replies carry; a peer
+    /// whose uptime is unknown has not been up for any window.
+    #[test]
+    fn a_peers_uptime_dates_its_start() {
+        let l = Liveness::new(1, Duration::from_secs(1));
+        assert!(!l.up_for(2, Duration::ZERO), "uptime unknown");
+        l.heard_up(2, Duration::from_secs(30));
+        assert!(l.up_for(2, Duration::from_secs(12)));
+        l.heard_up(2, Duration::from_secs(1));
+        assert!(!l.up_for(2, Duration::from_secs(12)), "restarted a second ago");
+        let ms: u64 = codec::decode("ping reply", &ping_reply(&l).expect("encoded")).expect("decoded");
+        assert!(ms < 60_000, "this node's uptime: {ms} ms");
+        assert!(l.up_for(1, Duration::ZERO) && !l.up_for(1, Duration::from_secs(60)));
+    }
+
+    /// A peer that was silent and is heard again, but whose uptime runs on,
+    /// was cut off or paused, not restarted: what it led may still be its.
+    #[test]
+    fn only_a_restarted_peer_started_after_it_was_seen() {
+        let l = Liveness::new(1, Duration::from_secs(1));
+        l.heard_up(2, Duration::from_secs(30));
+        let seen = Instant::now();
+        l.refused(2);
+        l.heard(2);
+        l.heard_up(2, Duration::from_secs(32));
+        assert!(!l.started_after(2, seen), "heard again, same process");
+        assert!(!l.started_after(3, seen), "uptime unknown");
+        l.heard_up(2, Duration::ZERO);
+        assert!(l.started_after(2, seen), "a new process");
     }
 }

@@ -102,7 +102,9 @@ async fn route(registry: &Registry, req: RpcRequest) -> RpcReply {
         let from = crate::raft::liveness::ping_sender(&req.body)
             .map_err(|_| RpcRefusal::Undecodable(RpcKind::Ping))?;
         registry.liveness().heard(from);
-        return Ok(Bytes::new());
+        let reply = crate::raft::liveness::ping_reply(registry.liveness())
+            .map_err(|_| RpcRefusal::Unencodable(RpcKind::Ping))?;
+        return Ok(Bytes::from(reply));
     }
     if req.kind == RpcKind::Elect && registry.is_draining() {
         return Err(RpcRefusal::Draining);
