@@ -85,6 +85,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rebalance = Instant::now();
     let mut asked: HashMap<GroupId, Instant> = HashMap::new();
+    // When this node was first seen leading each group, and in which term.
+    let mut won: HashMap<GroupId, (u64, Instant)> = HashMap::new();
     let (mut unsettled, mut seen_changes, mut last_pass) = (true, liveness.changes(), Instant::now());
     let mut seen_state = metadata.state();
     // Reports go to the metadata leader, which may be the node that just
@@ -130,7 +132,10 @@ pub async fn run(
         }
         if !liveness.up_for(node_id, availability.return_delay) {
             asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
-            pass_on(node_id, &state, &partitions, &transport, &availability, &mut asked);
+            unsettled |=
+                pass_on(node_id, &state, &partitions, &transport, &availability, &mut asked, &mut won);
+        } else {
+            won.clear();
         }
         if last_rebalance.elapsed() >= REBALANCE_EVERY {
             last_rebalance = Instant::now();
@@ -214,7 +219,11 @@ fn unreported(node_id: NodeId, state: &MetadataState, partitions: &PartitionMana
 /// its election turns last — goes to a replica that had been up for the
 /// delay when this node started, as soon as one is caught up. Uptimes come
 /// from the peers' own clocks (`Liveness::up_for`), so no node moves a
-/// leadership to a replica that would move it on.
+/// leadership to a replica that would move it on. A leadership younger than
+/// the leader lease is kept a moment longer: until then this node refuses
+/// to vote for the replica it asks to campaign (openraft's lease covers the
+/// leader's own vote too), and the failed campaign would depose it for
+/// nothing. Whether a leadership waits for that.
 fn pass_on(
     node_id: NodeId,
     state: &MetadataState,
@@ -222,14 +231,29 @@ fn pass_on(
     transport: &Arc<Transport>,
     availability: &Availability,
     asked: &mut HashMap<GroupId, Instant>,
-) {
+    won: &mut HashMap<GroupId, (u64, Instant)>,
+) -> bool {
     let liveness = &availability.liveness;
     // Up for the delay already when this node started: in a cluster whose
     // nodes all started together, none is, and nothing moves when the
     // first of them turns the delay old.
     let up_for = availability.return_delay + liveness.uptime();
+    let mut waiting = false;
     for h in partitions.all() {
-        if h.leader().0 != Some(node_id) || asked.contains_key(&h.group) {
+        let (leader, term) = h.leader();
+        if leader != Some(node_id) {
+            won.remove(&h.group);
+            continue;
+        }
+        let since = won.entry(h.group).or_insert((term, Instant::now()));
+        if since.0 != term {
+            *since = (term, Instant::now());
+        }
+        if asked.contains_key(&h.group) {
+            continue;
+        }
+        if since.1.elapsed() <= Duration::from_millis(h.raft.config().election_timeout_max) {
+            waiting = true;
             continue;
         }
         let Some(info) = state.topic(&h.topic).and_then(|t| t.partitions.get(h.partition as usize)) else {
@@ -248,6 +272,7 @@ fn pass_on(
         let to = vec![(to, broker.raft_addr.clone())];
         tokio::spawn(transfer(h, node_id, to, 1, transport.clone(), TRANSFER_FENCE));
     }
+    waiting
 }
 
 fn rebalance(

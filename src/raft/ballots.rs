@@ -14,20 +14,25 @@
 //! campaign asks for the term the refused candidate voted for itself in,
 //! so it is refused in turn; a campaign refused for that reason alone, a
 //! vote already cast in its term (`collided`), is repeated at once, one
-//! term higher, where the shorter log's vote is free.
+//! term higher, where the shorter log's vote is free. Two candidates with
+//! equal logs that collide (each voted for itself, as two replicas that
+//! both found their turn come do) break the tie by id: the lower repeats
+//! at once and wins, where both would wait out a retry and might collide
+//! again.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::raft::types::GroupId;
+use crate::raft::types::{GroupId, NodeId};
 
 #[derive(Debug, Default)]
 pub struct Ballots {
     // std mutexes: a map update or lookup, never held across an await.
     outdone: Mutex<HashMap<GroupId, Instant>>,
     out_logged: Mutex<HashMap<GroupId, Instant>>,
-    collided: Mutex<HashMap<GroupId, Instant>>,
+    /// When a campaign collided, and with whose.
+    collided: Mutex<HashMap<GroupId, (Instant, Option<NodeId>)>>,
 }
 
 impl Ballots {
@@ -58,16 +63,26 @@ impl Ballots {
     }
 
     /// A peer of `group` refused this node's vote request only because it
-    /// had voted for another candidate in the same term.
-    pub fn collided(&self, group: GroupId) {
-        self.collided.lock().unwrap_or_else(PoisonError::into_inner).insert(group, Instant::now());
+    /// had voted for another candidate, `rival`, in the same term.
+    pub fn collided(&self, group: GroupId, rival: Option<NodeId>) {
+        self.collided.lock().unwrap_or_else(PoisonError::into_inner).insert(group, (Instant::now(), rival));
     }
 
-    /// Whether a campaign of this node in `group` collided within `window`;
-    /// forgotten once asked, so it buys one repeat.
-    pub fn take_collided(&self, group: GroupId, window: Duration) -> bool {
+    /// Whether a campaign of this node in `group` collided within `window`
+    /// with a rival (`None`: unknown) for which `repeat` holds; forgotten
+    /// once taken, so it buys one repeat.
+    pub fn take_collided(
+        &self,
+        group: GroupId,
+        window: Duration,
+        repeat: impl FnOnce(Option<NodeId>) -> bool,
+    ) -> bool {
         let mut m = self.collided.lock().unwrap_or_else(PoisonError::into_inner);
-        m.remove(&group).is_some_and(|at| at.elapsed() < window)
+        let taken = m.get(&group).is_some_and(|(at, rival)| at.elapsed() < window && repeat(*rival));
+        if taken {
+            m.remove(&group);
+        }
+        taken
     }
 }
 
@@ -102,10 +117,11 @@ mod tests {
     #[test]
     fn a_collision_buys_one_repeat() {
         let b = Ballots::new();
-        b.collided(7);
-        assert!(b.take_collided(7, Duration::from_secs(1)));
+        b.collided(7, Some(3));
+        assert!(!b.take_collided(7, Duration::from_secs(1), |rival| rival < Some(3)), "not for this rival");
+        assert!(b.take_collided(7, Duration::from_secs(1), |rival| rival == Some(3)), "kept until it serves");
         assert!(
-            !b.take_collided(7, Duration::from_secs(1)),
+            !b.take_collided(7, Duration::from_secs(1), |_| true),
             "taken: a second repeat needs a second collision"
         );
         b.out_logged(8);

@@ -312,9 +312,10 @@ impl Elections {
         // Retries keep the turns too: two replicas whose campaigns split the
         // vote would otherwise split it again, retry after retry. But the
         // better log, refused only because the shorter one voted for itself
-        // in the term it asked for, asks again at once, a term higher.
+        // in the term it asked for, asks again at once, a term higher; so
+        // does the lower id of two equal logs that split it (`Ballots`).
         if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY + turn)
-            && !(better && self.ballots.take_collided(group, ELECT_RETRY))
+            && !self.ballots.take_collided(group, ELECT_RETRY, |rival| better || rival > Some(self.node_id))
         {
             return false;
         }
@@ -551,9 +552,39 @@ mod tests {
         ballots.out_logged(7);
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Elect, "refused node 3's shorter log");
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Nothing, "just campaigned");
-        ballots.collided(7);
+        ballots.collided(7, Some(3));
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Elect, "node 3 had voted for itself in that term");
         assert_eq!(e.decide(&m, &view, t1, lease), Action::Nothing, "one repeat per collision");
+    }
+
+    /// Node 2 dies; nodes 1 and 3, with equal logs, both find their turn
+    /// come (each may rank the other as just back) and each votes for
+    /// itself. The lower id repeats at once, a term higher, and wins; the
+    /// higher waits out its retry, by when it has granted that vote.
+    #[test]
+    fn of_two_equal_logs_that_split_the_vote_the_lower_id_repeats_at_once() {
+        for (me, rival, repeats) in [(1, 3, true), (3, 1, false)] {
+            let (liveness, ballots, mut e, m) = voter(me, Duration::from_secs(10));
+            let view = GroupView {
+                group: 7,
+                preferred: &[2, me, rival],
+                reported: None,
+                heartbeats: Heartbeats::Driven,
+            };
+            let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+            assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+            liveness.refused(2);
+            assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "node 2's lease");
+            let t1 = t0 + lease;
+            assert_eq!(e.decide(&m, &view, t1, lease), Action::Elect, "node {me}'s turn");
+            ballots.collided(7, Some(rival));
+            let expected = if repeats { Action::Elect } else { Action::Nothing };
+            assert_eq!(
+                e.decide(&m, &view, t1, lease),
+                expected,
+                "node {me} after colliding with node {rival}"
+            );
+        }
     }
 
     /// Node 2 leads, stops and is back before anyone was elected (its

@@ -269,7 +269,7 @@ where
         {
             // Not for our log: the peer voted for someone else in this very
             // term, and no leader came of it yet.
-            self.ballots.collided(self.group);
+            self.ballots.collided(self.group, resp.vote.leader_id().voted_for());
         }
         Ok(resp)
     }
