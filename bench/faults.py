@@ -127,6 +127,24 @@ def exited(pid):
         return True
 
 
+def start_when_gone(c, victim, pid):
+    """Starts `victim` again once its process `pid` is gone — to the
+    cluster script too, which may still see it for a moment (one run in
+    several broke on "node 3 already running" right after a kill)."""
+    wait_for(lambda: exited(pid), 30, f"node {victim} dying")
+
+    def started():
+        try:
+            c.run("start", victim)
+            return True
+        except AssertionError as e:
+            if "already running" not in str(e):
+                raise
+            time.sleep(0.05)
+            return False
+    wait_for(started, 30, f"node {victim} started again")
+
+
 def inject(c, kind, victim):
     """Makes the fault; returns when it took effect (records sent before may
     still be acknowledged by the victim) and a function that undoes it."""
@@ -136,13 +154,12 @@ def inject(c, kind, victim):
         at = time.monotonic()
         # Gone before it is started again (under load, a process in a
         # blocking write takes a moment to die).
-        return at, lambda: (wait_for(lambda: exited(pid), 30, f"node {victim} dying"), c.run("start", victim))
+        return at, lambda: start_when_gone(c, victim, pid)
     if kind == "restart":
         pid = c.pid(victim)
         os.kill(pid, signal.SIGTERM)
         at = time.monotonic()
-        wait_for(lambda: exited(pid), 30, f"node {victim} stopping")
-        c.run("start", victim)
+        start_when_gone(c, victim, pid)
         return at, lambda: None
     if kind == "pause":
         c.run("pause", victim)
