@@ -44,8 +44,6 @@ const REBALANCE_EVERY: Duration = Duration::from_secs(3);
 const MAX_TRANSFERS_PER_ROUND: usize = 64;
 /// Longest a leader holds new appends while it hands a group over.
 const TRANSFER_FENCE: Duration = Duration::from_millis(500);
-/// Longest a stopping node waits to hear from the successors it voted for.
-const SUCCESSOR_WAIT: Duration = Duration::from_millis(300);
 /// A replica asked to campaign is not asked again for this long.
 const TRANSFER_COOLDOWN: Duration = Duration::from_secs(10);
 
@@ -412,16 +410,6 @@ pub async fn hand_over(
     futures::future::join_all(transfers).await;
     while Instant::now() < deadline && led.iter().any(|h| h.leader().0 == Some(node_id)) {
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // A group counts as handed over once this node voted for the replica
-    // asked; the reply to that vote may still be on its way, and a process
-    // that stops now drops it — the candidate falls short of a majority, and
-    // the group waits for an election after the node is found gone. So the
-    // node serves a moment longer, until each successor's first append
-    // names it leader here.
-    let heard_by = deadline.min(Instant::now() + SUCCESSOR_WAIT);
-    while Instant::now() < heard_by && led.iter().any(|h| h.leader().0.is_none()) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let kept = led.iter().filter(|h| h.leader().0 == Some(node_id)).count();
     tracing::info!(node_id, handed_over = led.len() - kept, kept, "partition leaderships handed over");

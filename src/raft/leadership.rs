@@ -49,7 +49,6 @@ use openraft::{BasicNode, Raft, RaftMetrics, RaftTypeConfig, ServerState};
 use crate::raft::ballots::Ballots;
 use crate::raft::liveness::Liveness;
 use crate::raft::network::Transport;
-use crate::raft::registry::Registry;
 use crate::raft::types::{GroupId, NodeId};
 use crate::raft::wire::{RpcKind, RpcRequest};
 
@@ -96,9 +95,6 @@ enum Action {
 /// Election and upkeep decisions for every group this node hosts.
 pub struct Elections {
     node_id: NodeId,
-    /// The node's liveness and ballots, and whether it is draining: a node
-    /// handing its leaderships over campaigns for none.
-    registry: Arc<Registry>,
     liveness: Arc<Liveness>,
     ballots: Arc<Ballots>,
     /// Since when each group has been without a usable leader, restarted
@@ -124,12 +120,11 @@ pub struct Elections {
 }
 
 impl Elections {
-    pub fn new(node_id: NodeId, registry: Arc<Registry>) -> Self {
+    pub fn new(node_id: NodeId, liveness: Arc<Liveness>, ballots: Arc<Ballots>) -> Self {
         Self {
             node_id,
-            liveness: registry.liveness().clone(),
-            ballots: registry.ballots().clone(),
-            registry,
+            liveness,
+            ballots,
             leaderless_since: HashMap::new(),
             seen_term: HashMap::new(),
             seen_leader: HashMap::new(),
@@ -241,9 +236,6 @@ impl Elections {
         lease: Duration,
     ) -> bool {
         let group = view.group;
-        if self.registry.is_draining() {
-            return false;
-        }
         if self.seen_term.insert(group, m.current_term) != Some(m.current_term) {
             self.leaderless_since.insert(group, now);
         }
@@ -468,9 +460,8 @@ mod tests {
     ) -> (Arc<Liveness>, Arc<Ballots>, Elections, RaftMetrics<NodeId, BasicNode>) {
         let liveness = Arc::new(Liveness::new(me, Duration::from_secs(1)));
         [1, 2, 3].into_iter().filter(|&n| n != me).for_each(|n| liveness.heard(n));
-        let registry = Arc::new(Registry::new(liveness.clone()));
-        let ballots = registry.ballots().clone();
-        let mut e = Elections::new(me, registry);
+        let ballots = Arc::new(Ballots::new());
+        let mut e = Elections::new(me, liveness.clone(), ballots.clone());
         e.started -= started;
         (liveness, ballots, e, follower(me, 2))
     }
@@ -594,22 +585,6 @@ mod tests {
                 "node {me} after colliding with node {rival}"
             );
         }
-    }
-
-    /// A node handing its leaderships over on a graceful stop serves a
-    /// moment longer to hear its successors; it must not campaign then, or
-    /// it would win back a group it is about to leave leaderless.
-    #[test]
-    fn a_draining_node_campaigns_for_nothing() {
-        let (liveness, _, e, m) = voter(1, Duration::from_secs(10));
-        let mut e = e;
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
-        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
-        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
-        liveness.refused(2);
-        e.registry.drain();
-        assert_eq!(e.decide(&m, &view, t0 + lease * 4, lease), Action::Nothing, "draining");
     }
 
     /// Node 2 leads, stops and is back before anyone was elected (its
