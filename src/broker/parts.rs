@@ -195,8 +195,7 @@ impl Core {
             metadata.clone(),
             partitions.clone(),
             self.transport.clone(),
-            Elections::new(node_id, self.liveness.clone(), self.registry.ballots().clone())
-                .with_return_delay(config.leader_return_delay),
+            Elections::new(node_id, self.registry.clone()).with_return_delay(config.leader_return_delay),
             leadership::Availability {
                 liveness: self.liveness.clone(),
                 return_delay: config.leader_return_delay,

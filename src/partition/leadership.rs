@@ -44,6 +44,8 @@ const REBALANCE_EVERY: Duration = Duration::from_secs(3);
 const MAX_TRANSFERS_PER_ROUND: usize = 64;
 /// Longest a leader holds new appends while it hands a group over.
 const TRANSFER_FENCE: Duration = Duration::from_millis(500);
+/// Longest a stopping node waits to hear from the successors it voted for.
+const SUCCESSOR_WAIT: Duration = Duration::from_millis(300);
 /// A replica asked to campaign is not asked again for this long.
 const TRANSFER_COOLDOWN: Duration = Duration::from_secs(10);
 
@@ -85,8 +87,6 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rebalance = Instant::now();
     let mut asked: HashMap<GroupId, Instant> = HashMap::new();
-    // When this node was first seen leading each group, and in which term.
-    let mut won: HashMap<GroupId, (u64, Instant)> = HashMap::new();
     let (mut unsettled, mut seen_changes, mut last_pass) = (true, liveness.changes(), Instant::now());
     let mut seen_state = metadata.state();
     // Reports go to the metadata leader, which may be the node that just
@@ -133,9 +133,7 @@ pub async fn run(
         if !liveness.up_for(node_id, availability.return_delay) {
             asked.retain(|_, at| at.elapsed() < TRANSFER_COOLDOWN);
             unsettled |=
-                pass_on(node_id, &state, &partitions, &transport, &availability, &mut asked, &mut won);
-        } else {
-            won.clear();
+                pass_on(node_id, &state, &partitions, &transport, &availability, &mut asked, &elections);
         }
         if last_rebalance.elapsed() >= REBALANCE_EVERY {
             last_rebalance = Instant::now();
@@ -231,7 +229,7 @@ fn pass_on(
     transport: &Arc<Transport>,
     availability: &Availability,
     asked: &mut HashMap<GroupId, Instant>,
-    won: &mut HashMap<GroupId, (u64, Instant)>,
+    elections: &Elections,
 ) -> bool {
     let liveness = &availability.liveness;
     // Up for the delay already when this node started: in a cluster whose
@@ -241,18 +239,12 @@ fn pass_on(
     let mut waiting = false;
     for h in partitions.all() {
         let (leader, term) = h.leader();
-        if leader != Some(node_id) {
-            won.remove(&h.group);
+        if leader != Some(node_id) || asked.contains_key(&h.group) {
             continue;
         }
-        let since = won.entry(h.group).or_insert((term, Instant::now()));
-        if since.0 != term {
-            *since = (term, Instant::now());
-        }
-        if asked.contains_key(&h.group) {
-            continue;
-        }
-        if since.1.elapsed() <= Duration::from_millis(h.raft.config().election_timeout_max) {
+        // Won after the last elections pass looked: just now.
+        let since = elections.led_since(h.group, term).unwrap_or_else(Instant::now);
+        if since.elapsed() <= Duration::from_millis(h.raft.config().election_timeout_max) {
             waiting = true;
             continue;
         }
@@ -410,6 +402,16 @@ pub async fn hand_over(
     futures::future::join_all(transfers).await;
     while Instant::now() < deadline && led.iter().any(|h| h.leader().0 == Some(node_id)) {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A group counts as handed over once this node voted for the replica
+    // asked; the reply to that vote may still be on its way, and a process
+    // that stops now drops it — the candidate falls short of a majority, and
+    // the group waits for an election after the node is found gone. So the
+    // node serves a moment longer, until each successor's first append
+    // names it leader here.
+    let heard_by = deadline.min(Instant::now() + SUCCESSOR_WAIT);
+    while Instant::now() < heard_by && led.iter().any(|h| h.leader().0.is_none()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let kept = led.iter().filter(|h| h.leader().0 == Some(node_id)).count();
     tracing::info!(node_id, handed_over = led.len() - kept, kept, "partition leaderships handed over");

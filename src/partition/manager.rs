@@ -86,12 +86,17 @@ impl PartitionManager {
 
     /// Whether a partition is between leaders and about to have one: its
     /// last leader known is on a node just `lost` (`Liveness::just_lost`),
-    /// and a majority of its replicas is up to elect the next.
+    /// or none is known (this replica won the election that followed and
+    /// lost it again to a later candidate, or voted in one whose winner has
+    /// not written yet), and a majority of its replicas is up to elect the
+    /// next.
     pub fn electing(&self, state: &MetadataState, topic: &str, partition: i32, lost: &[NodeId]) -> bool {
-        let Some(((last, _), hinted)) = self.last_known(state, topic, partition) else {
-            return false;
-        };
-        if hinted || !lost.contains(&last) || self.cut_off(state) {
+        match self.last_known(state, topic, partition) {
+            Some((_, true)) => return false,
+            Some(((last, _), false)) if !lost.contains(&last) => return false,
+            Some(_) | None => {}
+        }
+        if self.cut_off(state) {
             return false;
         }
         let Some(info) = state.topic(topic).and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))

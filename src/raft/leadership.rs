@@ -49,6 +49,7 @@ use openraft::{BasicNode, Raft, RaftMetrics, RaftTypeConfig, ServerState};
 use crate::raft::ballots::Ballots;
 use crate::raft::liveness::Liveness;
 use crate::raft::network::Transport;
+use crate::raft::registry::Registry;
 use crate::raft::types::{GroupId, NodeId};
 use crate::raft::wire::{RpcKind, RpcRequest};
 
@@ -95,6 +96,9 @@ enum Action {
 /// Election and upkeep decisions for every group this node hosts.
 pub struct Elections {
     node_id: NodeId,
+    /// The node's liveness and ballots, and whether it is draining: a node
+    /// handing its leaderships over campaigns for none.
+    registry: Arc<Registry>,
     liveness: Arc<Liveness>,
     ballots: Arc<Ballots>,
     /// Since when each group has been without a usable leader, restarted
@@ -102,7 +106,7 @@ pub struct Elections {
     leaderless_since: HashMap<GroupId, Instant>,
     seen_term: HashMap<GroupId, u64>,
     /// The leader each group had at the last look, its term, and when this
-    /// node first saw it lead in that term (`leader_restarted`).
+    /// node first saw it lead in that term (`leader_restarted`, `led_since`).
     seen_leader: HashMap<GroupId, (NodeId, u64, Instant)>,
     last_elect: HashMap<GroupId, Instant>,
     last_nudge: HashMap<GroupId, Instant>,
@@ -111,6 +115,10 @@ pub struct Elections {
     started: Instant,
     /// Each group's log growth (`Growth`).
     growth: HashMap<GroupId, Growth>,
+    /// No pass has ended yet. The broker opens its replicas before
+    /// elections begin, so the groups the first pass meets were opened from
+    /// disk; one created since is met later, however soon after start.
+    first_pass: bool,
     /// Whether this pass met a group without a healthy leader (or a lagging
     /// follower): then the next tick must look again.
     unsettled: bool,
@@ -120,17 +128,19 @@ pub struct Elections {
 }
 
 impl Elections {
-    pub fn new(node_id: NodeId, liveness: Arc<Liveness>, ballots: Arc<Ballots>) -> Self {
+    pub fn new(node_id: NodeId, registry: Arc<Registry>) -> Self {
         Self {
             node_id,
-            liveness,
-            ballots,
+            liveness: registry.liveness().clone(),
+            ballots: registry.ballots().clone(),
+            registry,
             leaderless_since: HashMap::new(),
             seen_term: HashMap::new(),
             seen_leader: HashMap::new(),
             last_elect: HashMap::new(),
             last_nudge: HashMap::new(),
             growth: HashMap::new(),
+            first_pass: true,
             started: Instant::now(),
             unsettled: false,
             return_delay: Duration::ZERO,
@@ -172,6 +182,7 @@ impl Elections {
         self.last_elect.retain(|g, _| hosted.contains(g));
         self.last_nudge.retain(|g, _| hosted.contains(g));
         self.growth.retain(|g, _| hosted.contains(g));
+        self.first_pass = false;
         self.unsettled
     }
 
@@ -212,6 +223,7 @@ impl Elections {
         now: Instant,
         lease: Duration,
     ) -> Action {
+        self.note_leader(m, view.group, now);
         if m.state == ServerState::Leader {
             return match view.heartbeats {
                 Heartbeats::Openraft => Action::Nothing,
@@ -236,12 +248,16 @@ impl Elections {
         lease: Duration,
     ) -> bool {
         let group = view.group;
+        if self.registry.is_draining() {
+            return false;
+        }
         if self.seen_term.insert(group, m.current_term) != Some(m.current_term) {
             self.leaderless_since.insert(group, now);
         }
-        let restarted = self.leader_restarted(m, group, now);
+        let restarted = self.leader_restarted(group);
         let alive = |n: NodeId| self.liveness.is_alive(n);
-        let grew = self.growth.entry(group).or_insert(Growth::new(m.last_log_index, now)).grew_within(
+        let first_look = Growth::new(m.last_log_index, now, self.first_pass);
+        let grew = self.growth.entry(group).or_insert(first_look).grew_within(
             m.last_log_index,
             now,
             self.liveness.timeout(),
@@ -270,12 +286,13 @@ impl Elections {
         if !voters.contains(&self.node_id) {
             return false;
         }
-        // A group that had had a leader (whose first entry is at index 1,
-        // after the initial membership at 0) when first tended, in this
-        // node's first moments, is a restarted replica's. A group created
-        // later is not, however soon its leader dies — nor one created in
-        // a new cluster's first second; nor is a new group whose first
-        // campaign failed: it has a term, but no leader ever wrote.
+        // A group opened from disk that had had a leader (whose first entry
+        // is at index 1, after the initial membership at 0) is a restarted
+        // replica's, in this node's first moments. A group created later is
+        // not, however soon its leader dies — nor one created in a new
+        // cluster's first second, whose leader may have written by the time
+        // a pass first meets it; nor is a new group whose first campaign
+        // failed: it has a term, but no leader ever wrote.
         let restarting = voters.len() > 1
             && self.growth.get(&group).is_some_and(|g| g.restored)
             && now.duration_since(self.started) < self.liveness.timeout() * RESTART_GRACE;
@@ -301,7 +318,19 @@ impl Elections {
         // and waits out a retry. A leader found silent for a node timeout
         // left no lease behind.
         let lease_left = if gone { lease } else { Duration::ZERO };
-        let turn = lease_left + ELECT_STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1000);
+        // A replica just back waits a node timeout more while a settled one
+        // goes before it: that one may not have found the leader dead yet
+        // (detectors disagree by up to a node timeout), and a leadership won
+        // here is out of reach of clients backing off their reconnects —
+        // one that learned it before it was passed on waited out its
+        // back-off, 10 s.
+        let settled_ahead = live.iter().take(rank).any(|n| self.back_since(*n, now).is_none());
+        let back_wait = if settled_ahead && self.back_since(self.node_id, now).is_some() {
+            self.liveness.timeout()
+        } else {
+            Duration::ZERO
+        };
+        let turn = lease_left + back_wait + ELECT_STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1000);
         // A candidate with a shorter log than ours asked for our vote and was
         // refused: ours is the log to elect, without waiting for our turn
         // (`Ballots`).
@@ -333,16 +362,31 @@ impl Elections {
     /// naming it until someone wins an election; alive, it would keep them
     /// from campaigning, and a candidate whose log they refuse would retry
     /// alone until the restarted node campaigned itself, seconds later.
-    fn leader_restarted(&mut self, m: &RaftMetrics<NodeId, BasicNode>, group: GroupId, now: Instant) -> bool {
+    fn leader_restarted(&self, group: GroupId) -> bool {
+        self.seen_leader
+            .get(&group)
+            .is_some_and(|&(leader, _, since)| self.liveness.started_after(leader, since))
+    }
+
+    /// Records who leads `group` now, and since when this node has seen it
+    /// lead in this term.
+    fn note_leader(&mut self, m: &RaftMetrics<NodeId, BasicNode>, group: GroupId, now: Instant) {
         let Some(leader) = m.current_leader else {
             self.seen_leader.remove(&group);
-            return false;
+            return;
         };
         let seen = self.seen_leader.entry(group).or_insert((leader, m.current_term, now));
         if (seen.0, seen.1) != (leader, m.current_term) {
             *seen = (leader, m.current_term, now);
         }
-        self.liveness.started_after(leader, seen.2)
+    }
+
+    /// Since when this node has led `group` in `term`, as of the last pass.
+    pub fn led_since(&self, group: GroupId, term: u64) -> Option<Instant> {
+        self.seen_leader
+            .get(&group)
+            .filter(|&&(leader, seen_term, _)| leader == self.node_id && seen_term == term)
+            .map(|&(_, _, since)| since)
     }
 
     fn upkeep(&mut self, m: &RaftMetrics<NodeId, BasicNode>, view: &GroupView<'_>, now: Instant) -> Action {
@@ -370,14 +414,15 @@ struct Growth {
     index: Option<u64>,
     looked: Instant,
     grew: Option<Instant>,
-    /// The group had entries at the first look: it was opened from disk,
-    /// not created since this node started.
+    /// The group was opened from disk with entries, not created since
+    /// this node started.
     restored: bool,
 }
 
 impl Growth {
-    fn new(index: Option<u64>, now: Instant) -> Self {
-        Self { index, looked: now, grew: None, restored: index.is_some_and(|i| i > 0) }
+    /// At the first look; `opened_at_start`: in the first pass.
+    fn new(index: Option<u64>, now: Instant, opened_at_start: bool) -> Self {
+        Self { index, looked: now, grew: None, restored: opened_at_start && index.is_some_and(|i| i > 0) }
     }
 
     /// Records a look at `index`; whether the log grew within `window`.
@@ -460,8 +505,9 @@ mod tests {
     ) -> (Arc<Liveness>, Arc<Ballots>, Elections, RaftMetrics<NodeId, BasicNode>) {
         let liveness = Arc::new(Liveness::new(me, Duration::from_secs(1)));
         [1, 2, 3].into_iter().filter(|&n| n != me).for_each(|n| liveness.heard(n));
-        let ballots = Arc::new(Ballots::new());
-        let mut e = Elections::new(me, liveness.clone(), ballots.clone());
+        let registry = Arc::new(Registry::new(liveness.clone()));
+        let ballots = registry.ballots().clone();
+        let mut e = Elections::new(me, registry);
         e.started -= started;
         (liveness, ballots, e, follower(me, 2))
     }
@@ -520,7 +566,9 @@ mod tests {
 
     /// Node 1 restarted five seconds ago, within the return delay: though
     /// first in preferred order after the dead leader, it lets node 3 go
-    /// first, whose clients are not backing off their reconnects.
+    /// first, whose clients are not backing off their reconnects — and
+    /// waits a node timeout more, for node 3's detector to find the leader
+    /// dead too.
     #[test]
     fn a_replica_just_back_takes_its_turn_last() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(5));
@@ -532,7 +580,18 @@ mod tests {
         liveness.refused(2);
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing);
         assert_eq!(e.decide(&m, &view, t0 + lease, lease), Action::Nothing, "node 3's turn, not node 1's");
-        assert_eq!(e.decide(&m, &view, t0 + lease + ELECT_STAGGER, lease), Action::Elect);
+        let after_node_3 = t0 + lease + ELECT_STAGGER;
+        assert_eq!(
+            e.decide(&m, &view, after_node_3, lease),
+            Action::Nothing,
+            "node 3 may find node 2 dead later"
+        );
+        let timeout = liveness.timeout();
+        assert_eq!(
+            e.decide(&m, &view, after_node_3 + timeout, lease),
+            Action::Elect,
+            "node 3 did not campaign"
+        );
     }
 
     /// Node 1 (third in preferred order) refused node 3's campaign for its
@@ -587,6 +646,22 @@ mod tests {
         }
     }
 
+    /// A node handing its leaderships over on a graceful stop serves a
+    /// moment longer to hear its successors; it must not campaign then, or
+    /// it would win back a group it is about to leave leaderless.
+    #[test]
+    fn a_draining_node_campaigns_for_nothing() {
+        let (liveness, _, e, m) = voter(1, Duration::from_secs(10));
+        let mut e = e;
+        let view =
+            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        e.registry.drain();
+        assert_eq!(e.decide(&m, &view, t0 + lease * 4, lease), Action::Nothing, "draining");
+    }
+
     /// Node 2 leads, stops and is back before anyone was elected (its
     /// hand-over lost): it is alive, but leads nothing. Node 1, first in
     /// turn once node 2 (just back) goes last, campaigns.
@@ -623,11 +698,41 @@ mod tests {
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "node 2 never stopped: it leads");
     }
 
+    /// Just after this node started, a replica opened from disk waits the
+    /// restart grace for its leader to contact it; one of a group created
+    /// since (a topic made in a new cluster's first second, whose leader
+    /// wrote before a pass first met the group) campaigns on its turn.
+    #[test]
+    fn only_groups_opened_at_start_wait_out_the_restart_grace() {
+        let (liveness, _, mut e, m) = voter(1, Duration::from_millis(100));
+        let opened = |group| GroupView {
+            group,
+            preferred: &[2, 1, 3],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+        };
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &opened(7), t0, lease), Action::Nothing, "a live leader");
+        e.end_pass(&HashSet::from([7, 8]));
+        assert_eq!(e.decide(&m, &opened(8), t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        for group in [7, 8] {
+            assert_eq!(e.decide(&m, &opened(group), t0, lease), Action::Nothing, "node 2's lease holds");
+        }
+        let turn = t0 + lease;
+        assert_eq!(
+            e.decide(&m, &opened(7), turn, lease),
+            Action::Nothing,
+            "opened from disk: the grace holds"
+        );
+        assert_eq!(e.decide(&m, &opened(8), turn, lease), Action::Elect, "created since: its turn came");
+    }
+
     #[test]
     fn growth_seen_after_an_idle_pass_does_not_vouch_for_a_leader() {
         let (t0, window) = (Instant::now(), Duration::from_millis(500));
         let at = |ms| t0 + Duration::from_millis(ms);
-        let mut g = Growth::new(Some(10), t0);
+        let mut g = Growth::new(Some(10), t0, false);
         // Looked at again a second later: it grew meanwhile, but the leader
         // may have died right after.
         assert!(!g.grew_within(Some(20), at(1000), window));

@@ -40,6 +40,14 @@ impl TestCluster {
     /// Starts `n` voters (ids 1..=n) and waits until the metadata group has
     /// a leader.
     pub async fn start(n: u64, tweak: impl Fn(&mut Config)) -> Self {
+        let mut cluster = Self::configure(n, tweak);
+        // Voters wait for each other's votes: start them together.
+        cluster.start_nodes(&cluster.ids()).await;
+        cluster
+    }
+
+    /// `n` voters (ids 1..=n), configured but none started.
+    pub fn configure(n: u64, tweak: impl Fn(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(NodeId, u16)> = (1..=n).map(|id| (id, free_port())).collect();
         let voters: Vec<String> = ports.iter().map(|(id, p)| format!("{id}@127.0.0.1:{p}")).collect();
@@ -53,16 +61,19 @@ impl TestCluster {
             configs.insert(*id, c);
         }
         let by_addr = Arc::new(configs.iter().map(|(id, c)| (c.raft_addr.clone(), *id)).collect());
-        let mut cluster =
-            Self { brokers: BTreeMap::new(), configs, links: Arc::default(), by_addr, _dir: dir };
-        // Voters wait for each other's votes: start them together.
-        let started = join_all(cluster.configs.values().cloned().map(Broker::start)).await;
-        for (id, b) in cluster.configs.keys().copied().zip(started) {
-            let b = b.expect("broker starts");
-            cluster.install_rule(id, &b);
-            cluster.brokers.insert(id, Some(b));
+        let brokers = configs.keys().map(|id| (*id, None)).collect();
+        Self { brokers, configs, links: Arc::default(), by_addr, _dir: dir }
+    }
+
+    /// Starts the (stopped) nodes `ids` together, on their data dirs and
+    /// Raft ports: each start waits for a metadata leader, which needs a
+    /// majority of the voters.
+    pub async fn start_nodes(&mut self, ids: &[NodeId]) {
+        let configs = ids.iter().map(|id| self.configs.get(id).expect("known node").clone());
+        let started = join_all(configs.map(Broker::start)).await;
+        for (id, b) in ids.iter().copied().zip(started) {
+            self.adopt(id, b.expect("broker starts"));
         }
-        cluster
     }
 
     fn install_rule(&self, me: NodeId, broker: &Broker) {
@@ -161,10 +172,19 @@ impl TestCluster {
 
     /// Starts a stopped node again on its data dir and Raft port.
     pub async fn start_node(&mut self, id: NodeId) {
-        let config = self.configs.get(&id).expect("known node").clone();
-        let b = Broker::start(config).await.expect("broker restarts");
+        self.start_nodes(&[id]).await;
+    }
+
+    /// Takes in node `id`, started outside the cluster (`Broker::start`
+    /// with `config(id)`).
+    pub fn adopt(&mut self, id: NodeId, b: Broker) {
         self.install_rule(id, &b);
         self.brokers.insert(id, Some(b));
+    }
+
+    /// The config node `id` starts with.
+    pub fn config(&self, id: NodeId) -> &Config {
+        self.configs.get(&id).expect("known node")
     }
 
     pub async fn shutdown(mut self) {
