@@ -46,8 +46,6 @@ use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Raft, RaftMetrics, RaftTypeConfig, ServerState};
 
-use crate::raft::ballots::Ballots;
-use crate::raft::liveness::Liveness;
 use crate::raft::network::Transport;
 use crate::raft::registry::Registry;
 use crate::raft::types::{GroupId, NodeId};
@@ -99,8 +97,6 @@ pub struct Elections {
     /// The node's liveness and ballots, and whether it is draining: a node
     /// handing its leaderships over campaigns for none.
     registry: Arc<Registry>,
-    liveness: Arc<Liveness>,
-    ballots: Arc<Ballots>,
     /// Since when each group has been without a usable leader, restarted
     /// whenever its term moves (someone else is campaigning).
     leaderless_since: HashMap<GroupId, Instant>,
@@ -131,8 +127,6 @@ impl Elections {
     pub fn new(node_id: NodeId, registry: Arc<Registry>) -> Self {
         Self {
             node_id,
-            liveness: registry.liveness().clone(),
-            ballots: registry.ballots().clone(),
             registry,
             leaderless_since: HashMap::new(),
             seen_term: HashMap::new(),
@@ -164,7 +158,7 @@ impl Elections {
         if node == self.node_id {
             Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay)
         } else {
-            self.liveness.back_since(node, self.return_delay)
+            self.registry.liveness().back_since(node, self.return_delay)
         }
     }
 
@@ -255,16 +249,16 @@ impl Elections {
             self.leaderless_since.insert(group, now);
         }
         let restarted = self.leader_restarted(group);
-        let alive = |n: NodeId| self.liveness.is_alive(n);
+        let alive = |n: NodeId| self.registry.liveness().is_alive(n);
         let first_look = Growth::new(m.last_log_index, now, self.first_pass);
         let grew = self.growth.entry(group).or_insert(first_look).grew_within(
             m.last_log_index,
             now,
-            self.liveness.timeout(),
+            self.registry.liveness().timeout(),
         );
         // Growth vouches for a leader the detector may wrongly think dead;
         // not for one whose node refused a connection (its process is gone).
-        let gone = m.current_leader.is_some_and(|l| self.liveness.is_gone(l));
+        let gone = m.current_leader.is_some_and(|l| self.registry.liveness().is_gone(l));
         let grew = grew && !gone;
         let leader_alive = m.current_leader.is_some_and(|l| l != self.node_id && alive(l)) && !restarted;
         // A live leader the metadata knows under a newer term will reach us.
@@ -295,7 +289,7 @@ impl Elections {
         // failed: it has a term, but no leader ever wrote.
         let restarting = voters.len() > 1
             && self.growth.get(&group).is_some_and(|g| g.restored)
-            && now.duration_since(self.started) < self.liveness.timeout() * RESTART_GRACE;
+            && now.duration_since(self.started) < self.registry.liveness().timeout() * RESTART_GRACE;
         if restarting {
             // The turns below count from the end of the grace, or every
             // replica would find its turn long come and campaign at once.
@@ -326,7 +320,7 @@ impl Elections {
         // back-off, 10 s.
         let settled_ahead = live.iter().take(rank).any(|n| self.back_since(*n, now).is_none());
         let back_wait = if settled_ahead && self.back_since(self.node_id, now).is_some() {
-            self.liveness.timeout()
+            self.registry.liveness().timeout()
         } else {
             Duration::ZERO
         };
@@ -334,7 +328,7 @@ impl Elections {
         // A candidate with a shorter log than ours asked for our vote and was
         // refused: ours is the log to elect, without waiting for our turn
         // (`Ballots`).
-        let better = self.ballots.out_logged_within(group, self.liveness.timeout());
+        let better = self.registry.ballots().out_logged_within(group, self.registry.liveness().timeout());
         if !better && now.duration_since(since) < turn {
             return false;
         }
@@ -344,11 +338,14 @@ impl Elections {
         // in the term it asked for, asks again at once, a term higher; so
         // does the lower id of two equal logs that split it (`Ballots`).
         if self.last_elect.get(&group).is_some_and(|at| now.duration_since(*at) < ELECT_RETRY + turn)
-            && !self.ballots.take_collided(group, ELECT_RETRY, |rival| better || rival > Some(self.node_id))
+            && !self
+                .registry
+                .ballots()
+                .take_collided(group, ELECT_RETRY, |rival| better || rival > Some(self.node_id))
         {
             return false;
         }
-        if self.ballots.outdone_within(group, self.liveness.timeout() * 2) {
+        if self.registry.ballots().outdone_within(group, self.registry.liveness().timeout() * 2) {
             return false;
         }
         self.last_elect.insert(group, now);
@@ -365,7 +362,7 @@ impl Elections {
     fn leader_restarted(&self, group: GroupId) -> bool {
         self.seen_leader
             .get(&group)
-            .is_some_and(|&(leader, _, since)| self.liveness.started_after(leader, since))
+            .is_some_and(|&(leader, _, since)| self.registry.liveness().started_after(leader, since))
     }
 
     /// Records who leads `group` now, and since when this node has seen it
@@ -393,7 +390,7 @@ impl Elections {
         let lagging = m.replication.as_ref().is_some_and(|r| {
             r.iter().any(|(id, matched)| {
                 *id != self.node_id
-                    && self.liveness.is_alive(*id)
+                    && self.registry.liveness().is_alive(*id)
                     && matched.map(|l| l.index) < m.last_log_index
             })
         });
@@ -495,6 +492,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::ballots::Ballots;
+    use crate::raft::liveness::Liveness;
     use openraft::{Membership, StoredMembership};
 
     /// Node `me` of a three-voter group that node 2 leads, the other nodes
