@@ -32,7 +32,12 @@
 //!
 //! A group that keeps openraft's timers (the metadata group) campaigns the
 //! same way as soon as its leader's node is declared dead, which saves the
-//! wait for a leader lease plus an election timeout.
+//! wait for a leader lease plus an election timeout. Its election timer runs
+//! only while no leader is heard from (`timer_wanted`): on saturated cores a
+//! leader's heartbeats can come seconds late while the node, heard through
+//! pings and every other request, is alive — and the timer alone would then
+//! depose it. The timer stays on until the first leader is known, so a
+//! cluster's first election is openraft's own.
 //!
 //! Hand-over: openraft 0.9 has no leader-transfer call, so a leader asks the
 //! chosen replica to campaign (`RpcKind::Elect`); the old leader's lease has
@@ -152,13 +157,24 @@ impl Elections {
         self
     }
 
-    /// When `node` came back, if within the return delay; this node counts
-    /// from its own start.
+    /// When `node` came back, if within the return delay. This node counts
+    /// from its own start, or from when it heard every peer again after a
+    /// silence (it was paused or cut off): the instant its peers saw it
+    /// back, so that all of them rank it alike — ranked first by itself and
+    /// last by the others, two replicas each took the other for the one
+    /// just back, campaigned together and split the vote.
     fn back_since(&self, node: NodeId, now: Instant) -> Option<Instant> {
+        let liveness = self.registry.liveness();
+        let rejoined = liveness.rejoined_since(self.return_delay);
         if node == self.node_id {
-            Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay)
+            let started =
+                Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay);
+            started.max(rejoined)
         } else {
-            self.registry.liveness().back_since(node, self.return_delay)
+            // Peers heard again as this node rejoined were not away: it was.
+            liveness
+                .back_since(node, self.return_delay)
+                .filter(|back| rejoined.is_none_or(|r| *back > r + liveness.timeout()))
         }
     }
 
@@ -193,6 +209,9 @@ impl Elections {
             let lease = Duration::from_millis(raft.config().election_timeout_max);
             let metrics = raft.metrics();
             let m = metrics.borrow();
+            if view.heartbeats == Heartbeats::Openraft {
+                raft.runtime_config().elect(self.timer_wanted(&m, view.group));
+            }
             self.decide(&m, &view, Instant::now(), lease)
         };
         let done = match action {
@@ -350,6 +369,23 @@ impl Elections {
         }
         self.last_elect.insert(group, now);
         true
+    }
+
+    /// Whether a group on openraft's timers should have its election timer
+    /// on: not while it leads, nor while the leader it follows is alive to
+    /// the failure detector (which hears it through pings and every other
+    /// request, where the group's own heartbeats may wait behind load). A
+    /// leader unknown, dead or restarted is campaigned against by `decide`
+    /// already; the timer is the fallback beside it.
+    fn timer_wanted(&self, m: &RaftMetrics<NodeId, BasicNode>, group: GroupId) -> bool {
+        if m.state == ServerState::Leader {
+            return false;
+        }
+        let liveness = self.registry.liveness();
+        let heard = m
+            .current_leader
+            .is_some_and(|l| l != self.node_id && liveness.is_alive(l) && !liveness.is_gone(l));
+        !heard || self.leader_restarted(group)
     }
 
     /// Whether this group's leader, as this replica knows it, restarted
@@ -593,6 +629,40 @@ mod tests {
         );
     }
 
+    /// Node 1 heard both peers again after a silence: it was the one cut
+    /// off, and ranks itself as they rank it, just back — last. Had it heard
+    /// only node 3 again, node 3 was away, and node 1 goes first.
+    #[test]
+    fn a_replica_back_from_a_cut_ranks_itself_last_as_its_peers_do() {
+        for cut_off in [1, 3] {
+            let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
+            let mut e = e.with_return_delay(Duration::from_secs(12));
+            let view =
+                GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+            let away: &[NodeId] = if cut_off == 1 { &[2, 3] } else { &[3] };
+            for &n in away {
+                liveness.refused(n);
+                liveness.heard(n);
+            }
+            let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+            assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+            liveness.refused(2);
+            assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "the lease");
+            let first_turn = e.decide(&m, &view, t0 + lease, lease);
+            if cut_off == 1 {
+                assert_eq!(first_turn, Action::Nothing, "node 3's turn, not node 1's");
+                let after_node_3 = t0 + lease + ELECT_STAGGER + liveness.timeout();
+                assert_eq!(
+                    e.decide(&m, &view, after_node_3, lease),
+                    Action::Elect,
+                    "node 3 did not campaign"
+                );
+            } else {
+                assert_eq!(first_turn, Action::Elect, "node 1 goes first: node 3 was away");
+            }
+        }
+    }
+
     /// Node 1 (third in preferred order) refused node 3's campaign for its
     /// shorter log: node 1 campaigns at once, and when that campaign is
     /// refused only because node 3 voted for itself in that term, once
@@ -677,6 +747,30 @@ mod tests {
         liveness.heard_up(2, Duration::ZERO);
         assert!(liveness.is_alive(2));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Elect, "node 2 restarted: no leader");
+    }
+
+    /// The metadata group's election timer runs only while no leader is
+    /// heard: not under a live leader, however late its heartbeats, nor on
+    /// the leader; again once the leader is unknown, gone or restarted.
+    #[test]
+    fn the_election_timer_runs_only_without_a_live_leader() {
+        let (liveness, _, mut e, mut m) = voter(1, Duration::from_secs(20));
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        let view =
+            GroupView { group: 0, preferred: &[1, 2, 3], reported: None, heartbeats: Heartbeats::Openraft };
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing);
+        assert!(!e.timer_wanted(&m, 0), "node 2 leads and is heard");
+        liveness.refused(2);
+        liveness.heard(2);
+        liveness.heard_up(2, Duration::ZERO);
+        assert!(e.timer_wanted(&m, 0), "node 2 restarted: it leads nothing");
+        liveness.refused(2);
+        assert!(e.timer_wanted(&m, 0), "node 2 is gone");
+        m.current_leader = None;
+        assert!(e.timer_wanted(&m, 0), "no leader known");
+        m.current_leader = Some(1);
+        m.state = ServerState::Leader;
+        assert!(!e.timer_wanted(&m, 0), "a leader does not campaign");
     }
 
     /// Node 2 leads, is cut off and heard again — the same process, its

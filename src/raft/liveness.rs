@@ -163,6 +163,23 @@ impl Liveness {
         m.get(&node).and_then(|h| h.back).filter(|at| at.elapsed() < window)
     }
 
+    /// When this node heard every peer again after a silence, if less than
+    /// `window` ago for each: then it was the one away (paused, cut off),
+    /// and the others see it back from about the first of those instants.
+    /// One peer alone cannot tell who was away.
+    pub fn rejoined_since(&self, window: Duration) -> Option<Instant> {
+        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut backs = m
+            .iter()
+            .filter(|(&n, _)| n != self.node_id)
+            .map(|(_, h)| h.back.filter(|at| at.elapsed() < window));
+        if m.len() < 2 {
+            return None;
+        }
+        let first = backs.next().flatten()?;
+        backs.try_fold(first, |earliest, back| back.map(|b| earliest.min(b)))
+    }
+
     pub fn is_alive(&self, node: NodeId) -> bool {
         self.heard_within(node, self.timeout)
     }

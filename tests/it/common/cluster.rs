@@ -14,7 +14,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 use raftka::broker::Broker;
 use raftka::config::Config;
 use raftka::raft::network::{Link, LinkRule};
-use raftka::raft::types::NodeId;
+use raftka::raft::types::{GroupId, NodeId};
+use raftka::raft::wire::RpcKind;
 
 use super::{free_port, test_config, wait_until};
 
@@ -25,6 +26,9 @@ struct Links {
     isolated: HashSet<NodeId>,
     /// (from, to) links that deliver late.
     delayed: HashMap<(NodeId, NodeId), Duration>,
+    /// (from, to, group): that group's AppendEntries are dropped on the
+    /// link, everything else (pings, other groups) delivered.
+    held: HashSet<(NodeId, NodeId, GroupId)>,
 }
 
 pub struct TestCluster {
@@ -78,10 +82,11 @@ impl TestCluster {
 
     fn install_rule(&self, me: NodeId, broker: &Broker) {
         let (links, by_addr) = (self.links.clone(), self.by_addr.clone());
-        let rule: LinkRule = Arc::new(move |addr, _| {
+        let rule: LinkRule = Arc::new(move |addr, req| {
             let Some(&to) = by_addr.get(addr) else { return Link::Deliver };
             let links = links.lock().unwrap_or_else(|e| e.into_inner());
-            if links.isolated.contains(&me) || links.isolated.contains(&to) {
+            let held = req.kind == RpcKind::AppendEntries && links.held.contains(&(me, to, req.group));
+            if held || links.isolated.contains(&me) || links.isolated.contains(&to) {
                 Link::Drop
             } else {
                 links.delayed.get(&(me, to)).map_or(Link::Deliver, |d| Link::Delay(*d))
@@ -109,6 +114,16 @@ impl TestCluster {
 
     pub fn heal(&self, id: NodeId) {
         self.links.lock().expect("links").isolated.remove(&id);
+    }
+
+    /// Drops `group`'s AppendEntries from `from` to `to` (its heartbeats
+    /// among them) until `release_appends`; the nodes still hear each other.
+    pub fn hold_appends(&self, from: NodeId, to: NodeId, group: GroupId) {
+        self.links.lock().expect("links").held.insert((from, to, group));
+    }
+
+    pub fn release_appends(&self, from: NodeId, to: NodeId, group: GroupId) {
+        self.links.lock().expect("links").held.remove(&(from, to, group));
     }
 
     /// Every request from `from` to `to` arrives `by` late.
