@@ -116,12 +116,15 @@ impl Core {
             Machine(store),
         )
         .await?;
-        let handler = MetadataRpc(RaftRpc {
-            group: METADATA_GROUP,
-            raft: raft.clone(),
-            liveness: self.registry.liveness().clone(),
-            ballots: self.registry.ballots().clone(),
-        });
+        let handler = MetadataRpc {
+            rpc: RaftRpc {
+                group: METADATA_GROUP,
+                raft: raft.clone(),
+                liveness: self.registry.liveness().clone(),
+                ballots: self.registry.ballots().clone(),
+            },
+            registry: self.registry.clone(),
+        };
         self.registry.register(METADATA_GROUP, Arc::new(handler));
         let seeds =
             config.voter_list().into_iter().filter(|v| v.id != node_id).map(|v| v.raft_addr).collect();

@@ -6,6 +6,7 @@
 //! learner of the metadata group, then registers it.
 
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::metadata::command::{BrokerInfo, MetaConfig, MetaRaft, MetadataCommand, MetadataResponse};
 use crate::raft::network::{Transport, TransportError};
+use crate::raft::registry::Registry;
 use crate::raft::rpc::{GroupHandler, HandlerFuture, RaftRpc};
 use crate::raft::types::{NodeId, METADATA_GROUP};
 use crate::raft::wire::{RpcKind, RpcRefusal, RpcReply, RpcRequest, WireError};
@@ -51,14 +53,24 @@ pub type ForwardReply = Result<(MetadataResponse, u64), ForwardFailure>;
 
 /// The metadata group's handler of incoming RPCs: forwarded writes here,
 /// the rest to its Raft.
-pub struct MetadataRpc(pub RaftRpc<MetaConfig>);
+pub struct MetadataRpc {
+    pub rpc: RaftRpc<MetaConfig>,
+    /// Told of every AppendEntries as it arrives: the group's election
+    /// timer is off while its leader is alive, and comes back on if that
+    /// leader sends nothing for long (`raft::leadership`).
+    pub registry: Arc<Registry>,
+}
 
 impl GroupHandler for MetadataRpc {
     fn handle<'a>(&'a self, kind: RpcKind, body: &'a [u8]) -> HandlerFuture<'a> {
         Box::pin(async move {
             match kind {
-                RpcKind::Forward => serve(&self.0.raft, body).await,
-                other => self.0.serve(other, body).await,
+                RpcKind::Forward => serve(&self.rpc.raft, body).await,
+                RpcKind::AppendEntries => {
+                    self.registry.heard_leader(self.rpc.group);
+                    self.rpc.serve(kind, body).await
+                }
+                other => self.rpc.serve(other, body).await,
             }
         })
     }

@@ -37,7 +37,8 @@
 //! leader's heartbeats can come seconds late while the node, heard through
 //! pings and every other request, is alive — and the timer alone would then
 //! depose it. The timer stays on until the first leader is known, so a
-//! cluster's first election is openraft's own.
+//! cluster's first election is openraft's own, and it comes back on under a
+//! live leader that sent the group nothing for `MUTE_LEADER` node timeouts.
 //!
 //! Hand-over: openraft 0.9 has no leader-transfer call, so a leader asks the
 //! chosen replica to campaign (`RpcKind::Elect`); the old leader's lease has
@@ -67,6 +68,10 @@ const IDLE_HEARTBEAT: Duration = Duration::from_secs(60);
 /// Node timeouts a restarted replica waits to hear from its group's leader
 /// before it may campaign.
 const RESTART_GRACE: u32 = 2;
+/// Node timeouts a group on openraft's timers waits for its live leader's
+/// next AppendEntries before its election timer runs again (10 s by
+/// default, a metadata write's own deadline).
+const MUTE_LEADER: u32 = 20;
 /// Deadline of one request to campaign.
 const ELECT_RPC_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -209,10 +214,11 @@ impl Elections {
             let lease = Duration::from_millis(raft.config().election_timeout_max);
             let metrics = raft.metrics();
             let m = metrics.borrow();
+            let now = Instant::now();
             if view.heartbeats == Heartbeats::Openraft {
-                raft.runtime_config().elect(self.timer_wanted(&m, view.group));
+                raft.runtime_config().elect(self.timer_wanted(&m, view.group, now));
             }
-            self.decide(&m, &view, Instant::now(), lease)
+            self.decide(&m, &view, now, lease)
         };
         let done = match action {
             Action::Nothing => return,
@@ -374,10 +380,11 @@ impl Elections {
     /// Whether a group on openraft's timers should have its election timer
     /// on: not while it leads, nor while the leader it follows is alive to
     /// the failure detector (which hears it through pings and every other
-    /// request, where the group's own heartbeats may wait behind load). A
+    /// request, where the group's own heartbeats may wait behind load) and
+    /// sent the group something within `MUTE_LEADER` node timeouts. A
     /// leader unknown, dead or restarted is campaigned against by `decide`
     /// already; the timer is the fallback beside it.
-    fn timer_wanted(&self, m: &RaftMetrics<NodeId, BasicNode>, group: GroupId) -> bool {
+    fn timer_wanted(&self, m: &RaftMetrics<NodeId, BasicNode>, group: GroupId, now: Instant) -> bool {
         if m.state == ServerState::Leader {
             return false;
         }
@@ -385,7 +392,10 @@ impl Elections {
         let heard = m
             .current_leader
             .is_some_and(|l| l != self.node_id && liveness.is_alive(l) && !liveness.is_gone(l));
-        !heard || self.leader_restarted(group)
+        // A live leader that sent the group nothing for this long is stuck,
+        // not slow: the timer replaces it, as it always would have.
+        let mute = self.registry.leader_silent_for(group, now) >= liveness.timeout() * MUTE_LEADER;
+        !heard || mute || self.leader_restarted(group)
     }
 
     /// Whether this group's leader, as this replica knows it, restarted
@@ -759,18 +769,21 @@ mod tests {
         let view =
             GroupView { group: 0, preferred: &[1, 2, 3], reported: None, heartbeats: Heartbeats::Openraft };
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing);
-        assert!(!e.timer_wanted(&m, 0), "node 2 leads and is heard");
+        e.registry.heard_leader(0);
+        assert!(!e.timer_wanted(&m, 0, t0), "node 2 leads and is heard");
+        let mute = Instant::now() + liveness.timeout() * MUTE_LEADER;
+        assert!(e.timer_wanted(&m, 0, mute), "node 2 is heard, but sent the group nothing for long");
         liveness.refused(2);
         liveness.heard(2);
         liveness.heard_up(2, Duration::ZERO);
-        assert!(e.timer_wanted(&m, 0), "node 2 restarted: it leads nothing");
+        assert!(e.timer_wanted(&m, 0, t0), "node 2 restarted: it leads nothing");
         liveness.refused(2);
-        assert!(e.timer_wanted(&m, 0), "node 2 is gone");
+        assert!(e.timer_wanted(&m, 0, t0), "node 2 is gone");
         m.current_leader = None;
-        assert!(e.timer_wanted(&m, 0), "no leader known");
+        assert!(e.timer_wanted(&m, 0, t0), "no leader known");
         m.current_leader = Some(1);
         m.state = ServerState::Leader;
-        assert!(!e.timer_wanted(&m, 0), "a leader does not campaign");
+        assert!(!e.timer_wanted(&m, 0, t0), "a leader does not campaign");
     }
 
     /// Node 2 leads, is cut off and heard again — the same process, its

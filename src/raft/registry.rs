@@ -1,10 +1,12 @@
-//! GroupId → the handler its owner registered, for incoming RPCs; and the
+//! GroupId → the handler its owner registered, for incoming RPCs; the
 //! node's failure detector, which incoming pings feed, and its campaigns'
-//! vote outcomes, which outgoing vote RPCs feed.
+//! vote outcomes, which outgoing vote RPCs feed; and when a group on
+//! openraft's timers last heard from its leader (`heard_leader`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::raft::ballots::Ballots;
 use crate::raft::liveness::Liveness;
@@ -19,6 +21,10 @@ pub struct Registry {
     /// Set when the node starts shutting down: it hands its leaderships
     /// over and must not be asked to take one back meanwhile.
     draining: AtomicBool,
+    /// When each group whose owner reports it (`heard_leader`) last took an
+    /// AppendEntries from its leader.
+    leader_heard: Mutex<HashMap<GroupId, Instant>>,
+    born: Instant,
 }
 
 impl Registry {
@@ -28,6 +34,8 @@ impl Registry {
             liveness,
             ballots: Arc::new(Ballots::new()),
             draining: AtomicBool::new(false),
+            leader_heard: Mutex::new(HashMap::new()),
+            born: Instant::now(),
         }
     }
 
@@ -38,6 +46,18 @@ impl Registry {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// `group`'s leader sent it an AppendEntries (a heartbeat, maybe) now.
+    pub fn heard_leader(&self, group: GroupId) {
+        self.leader_heard.lock().unwrap_or_else(PoisonError::into_inner).insert(group, Instant::now());
+    }
+
+    /// How long since `group` last heard from its leader (`heard_leader`),
+    /// or since this node started if never.
+    pub fn leader_silent_for(&self, group: GroupId, now: Instant) -> Duration {
+        let heard = self.leader_heard.lock().unwrap_or_else(PoisonError::into_inner).get(&group).copied();
+        now.saturating_duration_since(heard.unwrap_or(self.born))
     }
 
     pub fn liveness(&self) -> &Arc<Liveness> {
