@@ -42,6 +42,9 @@ pub struct PartitionHandle {
     pub log: Arc<PartitionLog>,
     /// Raised while this leader hands the group over (`leadership`).
     pub fence: Arc<Fence>,
+    /// The group was opened from disk, already formed (a restarted
+    /// replica's), not created since this node started.
+    pub restored: bool,
 }
 
 impl std::fmt::Debug for PartitionHandle {

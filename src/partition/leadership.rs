@@ -161,6 +161,8 @@ async fn elect(
         preferred: &voters,
         reported: None,
         heartbeats: Heartbeats::Openraft,
+        // Opened from disk at start-up, always; formed if it has entries.
+        restored: true,
     };
     elections.tend(raft, view, &"metadata").await;
     let hosted = partitions.all();
@@ -177,6 +179,7 @@ async fn elect(
             preferred: &info.replicas,
             reported: info.leader.map(|l| (l, info.leader_term)),
             heartbeats: Heartbeats::Driven,
+            restored: h.restored,
         };
         elections.tend(&h.raft, view, &Named(&h.topic, h.partition)).await;
     }

@@ -260,6 +260,9 @@ impl PartitionManager {
             Machine(store),
         )
         .await?;
+        // Asked before the group can hear from its peers: a new group's
+        // replica is not initialised yet, a restarted one's is (`restored`).
+        let initialized = raft.is_initialized().await?;
         self.registry.register(
             group,
             Arc::new(RaftRpc {
@@ -271,14 +274,21 @@ impl PartitionManager {
         );
         // The preferred replica forms the group; initialising twice with the
         // same members is harmless, and the others join when it contacts them.
-        let initialized = raft.is_initialized().await?;
         if !initialized && info.replicas.first() == Some(&self.node_id) {
             if let Err(e) = raft.initialize(members).await {
                 tracing::warn!(%topic, partition, group, error = %e, "partition group initialisation");
             }
         }
         tracing::info!(%topic, partition, group, "partition replica started");
-        Ok(PartitionHandle { topic, partition, group, raft, log, fence: Arc::default() })
+        Ok(PartitionHandle {
+            topic,
+            partition,
+            group,
+            raft,
+            log,
+            fence: Arc::default(),
+            restored: initialized,
+        })
     }
 
     async fn stop(&self, handle: &PartitionHandle, delete_data: bool) {

@@ -92,6 +92,9 @@ pub struct GroupView<'a> {
     /// The leader and term the cluster's metadata last recorded, if any.
     pub reported: Option<(NodeId, u64)>,
     pub heartbeats: Heartbeats,
+    /// The group was opened from disk already formed, not created since
+    /// this node started: a restarted replica's (`RESTART_GRACE`).
+    pub restored: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -121,10 +124,6 @@ pub struct Elections {
     started: Instant,
     /// Each group's log growth (`Growth`).
     growth: HashMap<GroupId, Growth>,
-    /// No pass has ended yet. The broker opens its replicas before
-    /// elections begin, so the groups the first pass meets were opened from
-    /// disk; one created since is met later, however soon after start.
-    first_pass: bool,
     /// Whether this pass met a group without a healthy leader (or a lagging
     /// follower): then the next tick must look again.
     unsettled: bool,
@@ -144,7 +143,6 @@ impl Elections {
             last_elect: HashMap::new(),
             last_nudge: HashMap::new(),
             growth: HashMap::new(),
-            first_pass: true,
             started: Instant::now(),
             unsettled: false,
             return_delay: Duration::ZERO,
@@ -197,7 +195,6 @@ impl Elections {
         self.last_elect.retain(|g, _| hosted.contains(g));
         self.last_nudge.retain(|g, _| hosted.contains(g));
         self.growth.retain(|g, _| hosted.contains(g));
-        self.first_pass = false;
         self.unsettled
     }
 
@@ -275,7 +272,7 @@ impl Elections {
         }
         let restarted = self.leader_restarted(group);
         let alive = |n: NodeId| self.registry.liveness().is_alive(n);
-        let first_look = Growth::new(m.last_log_index, now, self.first_pass);
+        let first_look = Growth::new(m.last_log_index, now, view.restored);
         let grew = self.growth.entry(group).or_insert(first_look).grew_within(
             m.last_log_index,
             now,
@@ -463,9 +460,10 @@ struct Growth {
 }
 
 impl Growth {
-    /// At the first look; `opened_at_start`: in the first pass.
-    fn new(index: Option<u64>, now: Instant, opened_at_start: bool) -> Self {
-        Self { index, looked: now, grew: None, restored: opened_at_start && index.is_some_and(|i| i > 0) }
+    /// At the first look; `opened_formed`: the owner opened the group from
+    /// disk, already formed (`GroupView::restored`).
+    fn new(index: Option<u64>, now: Instant, opened_formed: bool) -> Self {
+        Self { index, looked: now, grew: None, restored: opened_formed && index.is_some_and(|i| i > 0) }
     }
 
     /// Records a look at `index`; whether the log grew within `window`.
@@ -575,8 +573,13 @@ mod tests {
     #[test]
     fn turns_count_from_the_first_look_without_a_leader() {
         let (liveness, _, mut e, m) = voter(3, Duration::from_secs(10)); // past the restart grace
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let view = GroupView {
+            group: 7,
+            preferred: &[2, 1, 3],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+            restored: true,
+        };
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -600,8 +603,13 @@ mod tests {
     #[test]
     fn a_gone_leaders_successor_campaigns_when_its_lease_runs_out() {
         let (liveness, _, mut e, m) = voter(1, Duration::from_secs(10));
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let view = GroupView {
+            group: 7,
+            preferred: &[2, 1, 3],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+            restored: true,
+        };
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -618,8 +626,13 @@ mod tests {
     fn a_replica_just_back_takes_its_turn_last() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(5));
         let mut e = e.with_return_delay(Duration::from_secs(12));
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let view = GroupView {
+            group: 7,
+            preferred: &[2, 1, 3],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+            restored: true,
+        };
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -647,8 +660,13 @@ mod tests {
         for cut_off in [1, 3] {
             let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
             let mut e = e.with_return_delay(Duration::from_secs(12));
-            let view =
-                GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+            let view = GroupView {
+                group: 7,
+                preferred: &[2, 1, 3],
+                reported: None,
+                heartbeats: Heartbeats::Driven,
+                restored: true,
+            };
             let away: &[NodeId] = if cut_off == 1 { &[2, 3] } else { &[3] };
             for &n in away {
                 liveness.refused(n);
@@ -680,8 +698,13 @@ mod tests {
     #[test]
     fn the_longer_log_campaigns_at_once() {
         let (liveness, ballots, mut e, m) = voter(1, Duration::from_secs(10));
-        let view =
-            GroupView { group: 7, preferred: &[2, 3, 1], reported: None, heartbeats: Heartbeats::Driven };
+        let view = GroupView {
+            group: 7,
+            preferred: &[2, 3, 1],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+            restored: true,
+        };
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -708,6 +731,7 @@ mod tests {
                 preferred: &[2, me, rival],
                 reported: None,
                 heartbeats: Heartbeats::Driven,
+                restored: true,
             };
             let (t0, lease) = (Instant::now(), Duration::from_millis(150));
             assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
@@ -732,8 +756,13 @@ mod tests {
     fn a_draining_node_campaigns_for_nothing() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(10));
         let mut e = e;
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let view = GroupView {
+            group: 7,
+            preferred: &[2, 1, 3],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+            restored: true,
+        };
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -748,8 +777,13 @@ mod tests {
     fn a_leader_back_from_a_restart_is_not_waited_for() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
         let mut e = e.with_return_delay(Duration::from_secs(12));
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let view = GroupView {
+            group: 7,
+            preferred: &[2, 1, 3],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+            restored: true,
+        };
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -766,8 +800,13 @@ mod tests {
     fn the_election_timer_runs_only_without_a_live_leader() {
         let (liveness, _, mut e, mut m) = voter(1, Duration::from_secs(20));
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
-        let view =
-            GroupView { group: 0, preferred: &[1, 2, 3], reported: None, heartbeats: Heartbeats::Openraft };
+        let view = GroupView {
+            group: 0,
+            preferred: &[1, 2, 3],
+            reported: None,
+            heartbeats: Heartbeats::Openraft,
+            restored: true,
+        };
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing);
         e.registry.heard_leader(0);
         assert!(!e.timer_wanted(&m, 0, t0), "node 2 leads and is heard");
@@ -792,8 +831,13 @@ mod tests {
     fn a_leader_back_from_a_cut_is_waited_for() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
         let mut e = e.with_return_delay(Duration::from_secs(12));
-        let view =
-            GroupView { group: 7, preferred: &[2, 1, 3], reported: None, heartbeats: Heartbeats::Driven };
+        let view = GroupView {
+            group: 7,
+            preferred: &[2, 1, 3],
+            reported: None,
+            heartbeats: Heartbeats::Driven,
+            restored: true,
+        };
         liveness.heard_up(2, Duration::from_secs(30));
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
@@ -807,31 +851,38 @@ mod tests {
     /// Just after this node started, a replica opened from disk waits the
     /// restart grace for its leader to contact it; one of a group created
     /// since (a topic made in a new cluster's first second, whose leader
-    /// wrote before a pass first met the group) campaigns on its turn.
+    /// wrote before a pass first met the group — even the first pass, which
+    /// can run while the topic's replicas are being opened) campaigns on its
+    /// turn.
     #[test]
-    fn only_groups_opened_at_start_wait_out_the_restart_grace() {
+    fn only_groups_opened_from_disk_wait_out_the_restart_grace() {
         let (liveness, _, mut e, m) = voter(1, Duration::from_millis(100));
-        let opened = |group| GroupView {
+        let view = |group, restored| GroupView {
             group,
             preferred: &[2, 1, 3],
             reported: None,
             heartbeats: Heartbeats::Driven,
+            restored,
         };
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
-        assert_eq!(e.decide(&m, &opened(7), t0, lease), Action::Nothing, "a live leader");
-        e.end_pass(&HashSet::from([7, 8]));
-        assert_eq!(e.decide(&m, &opened(8), t0, lease), Action::Nothing, "a live leader");
+        for (group, restored) in [(7, true), (8, false)] {
+            assert_eq!(e.decide(&m, &view(group, restored), t0, lease), Action::Nothing, "a live leader");
+        }
         liveness.refused(2);
-        for group in [7, 8] {
-            assert_eq!(e.decide(&m, &opened(group), t0, lease), Action::Nothing, "node 2's lease holds");
+        for (group, restored) in [(7, true), (8, false)] {
+            assert_eq!(
+                e.decide(&m, &view(group, restored), t0, lease),
+                Action::Nothing,
+                "node 2's lease holds"
+            );
         }
         let turn = t0 + lease;
         assert_eq!(
-            e.decide(&m, &opened(7), turn, lease),
+            e.decide(&m, &view(7, true), turn, lease),
             Action::Nothing,
             "opened from disk: the grace holds"
         );
-        assert_eq!(e.decide(&m, &opened(8), turn, lease), Action::Elect, "created since: its turn came");
+        assert_eq!(e.decide(&m, &view(8, false), turn, lease), Action::Elect, "created since: its turn came");
     }
 
     #[test]

@@ -53,6 +53,10 @@ struct Heard {
     back: Option<Instant>,
     /// Refused a connection since it was last heard from: its process is gone.
     gone: bool,
+    /// `back` ended a silence after earlier contact; a first contact
+    /// more than a timeout after this node started is `back` too (the peer
+    /// just started), but says nothing of this node having been away.
+    returned: bool,
 }
 
 impl Liveness {
@@ -112,13 +116,14 @@ impl Liveness {
         let now = Instant::now();
         let mut m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
         // Never heard yet: down to this node once the start-up grace is over.
-        let last = m.get(&node).map_or(self.started, |h| h.last);
-        let back = if now.duration_since(last) >= self.timeout {
-            Some(now)
+        let prev = m.get(&node).copied();
+        let last = prev.map_or(self.started, |h| h.last);
+        let (back, returned) = if now.duration_since(last) >= self.timeout {
+            (Some(now), prev.is_some())
         } else {
-            m.get(&node).and_then(|h| h.back)
+            (prev.and_then(|h| h.back), prev.is_some_and(|h| h.returned))
         };
-        m.insert(node, Heard { last: now, back, gone: false });
+        m.insert(node, Heard { last: now, back, gone: false, returned });
     }
 
     /// A peer heard from before refused a connection to its Raft port: no
@@ -164,20 +169,29 @@ impl Liveness {
     }
 
     /// When this node heard every peer again after a silence, if less than
-    /// `window` ago for each: then it was the one away (paused, cut off),
-    /// and the others see it back from about the first of those instants.
-    /// One peer alone cannot tell who was away.
+    /// `window` ago: then it was the one away (paused, cut off), and the
+    /// others see it back from about then. Only if it heard them all again
+    /// within a timeout of each other, and none of them had just started:
+    /// peers each back from a fault of their own, at their own times, say
+    /// nothing of this node. One peer alone cannot tell who was away.
     pub fn rejoined_since(&self, window: Duration) -> Option<Instant> {
-        let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut backs = m
-            .iter()
-            .filter(|(&n, _)| n != self.node_id)
-            .map(|(_, h)| h.back.filter(|at| at.elapsed() < window));
-        if m.len() < 2 {
+        let peers: Vec<(NodeId, Heard)> = {
+            let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
+            m.iter().filter(|(&n, _)| n != self.node_id).map(|(&n, h)| (n, *h)).collect()
+        };
+        if peers.len() < 2 {
             return None;
         }
-        let first = backs.next().flatten()?;
-        backs.try_fold(first, |earliest, back| back.map(|b| earliest.min(b)))
+        let mut backs = Vec::with_capacity(peers.len());
+        for (peer, h) in peers {
+            let back = h.back.filter(|at| h.returned && at.elapsed() < window)?;
+            if self.started_at(peer).is_some_and(|s| s + self.timeout > back) {
+                return None;
+            }
+            backs.push(back);
+        }
+        let (first, last) = (backs.iter().min()?, backs.iter().max()?);
+        (last.duration_since(*first) < self.timeout).then_some(*first)
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {
@@ -391,6 +405,33 @@ mod tests {
         l.heard(2);
         assert!(l.is_alive(2));
         assert!(l.back_within(2, Duration::from_secs(60)), "heard again after it was down: it came back");
+    }
+
+    /// Every peer heard again at once, after contact and a silence: this
+    /// node was away. Not when a peer's return was its first contact, nor
+    /// when one of them had just restarted, nor when they came back at
+    /// different times (faults of their own).
+    #[test]
+    fn a_node_that_hears_every_peer_again_at_once_was_away_itself() {
+        let window = Duration::from_secs(60);
+        let l = Liveness::new(1, Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(40)); // the start-up grace, past
+        l.heard(2);
+        l.heard(3);
+        assert!(l.back_within(2, window), "a first contact after the grace is back");
+        assert_eq!(l.rejoined_since(window), None, "first contacts: nothing was away");
+        for n in [2, 3] {
+            l.refused(n);
+            l.heard(n);
+        }
+        assert!(l.rejoined_since(window).is_some(), "both heard again at once, after a silence");
+        l.heard_up(3, Duration::ZERO);
+        assert_eq!(l.rejoined_since(window), None, "node 3 just started: its silence was its own");
+        l.heard_up(3, Duration::from_secs(30));
+        l.refused(3);
+        std::thread::sleep(Duration::from_millis(40));
+        l.heard(3);
+        assert_eq!(l.rejoined_since(window), None, "node 3 came back later than node 2: faults of their own");
     }
 
     #[test]
