@@ -43,6 +43,8 @@ pub struct Liveness {
     /// carry: the same instant for every node, where when it was heard
     /// again depends on who listened.
     peer_started: Mutex<HashMap<NodeId, Instant>>,
+    /// When this node last heard every peer again at once (`rejoined_since`).
+    rejoined: Mutex<Option<Instant>>,
 }
 
 /// When a peer was last heard from, and when it was heard again after a
@@ -72,6 +74,7 @@ impl Liveness {
             last_heard: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
             peer_started: Mutex::new(HashMap::new()),
+            rejoined: Mutex::new(None),
         }
     }
 
@@ -124,6 +127,25 @@ impl Liveness {
             (prev.and_then(|h| h.back), prev.is_some_and(|h| h.returned))
         };
         m.insert(node, Heard { last: now, back, gone: false, returned });
+        if returned && back == Some(now) && self.all_back_at_once(&m, now) {
+            *self.rejoined.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
+        }
+    }
+
+    /// Whether every peer came back within the last timeout, each after
+    /// earlier contact, none of them just restarted: then this node was
+    /// the one away. Judged as the last of them returns; later news (a
+    /// dead peer's late reply read as a return) does not undo it.
+    fn all_back_at_once(&self, m: &HashMap<NodeId, Heard>, now: Instant) -> bool {
+        let mut peers = m.iter().filter(|(&n, _)| n != self.node_id).peekable();
+        if m.len() < 2 || peers.peek().is_none() {
+            return false;
+        }
+        peers.all(|(&peer, h)| {
+            let together = h.back.is_some_and(|b| h.returned && now.duration_since(b) < self.timeout);
+            let restarted = self.started_at(peer).is_some_and(|s| now.duration_since(s) < self.timeout * 2);
+            together && !restarted
+        })
     }
 
     /// A peer heard from before refused a connection to its Raft port: no
@@ -168,30 +190,15 @@ impl Liveness {
         m.get(&node).and_then(|h| h.back).filter(|at| at.elapsed() < window)
     }
 
-    /// When this node heard every peer again after a silence, if less than
-    /// `window` ago: then it was the one away (paused, cut off), and the
-    /// others see it back from about then. Only if it heard them all again
-    /// within a timeout of each other, and none of them had just started:
-    /// peers each back from a fault of their own, at their own times, say
-    /// nothing of this node. One peer alone cannot tell who was away.
+    /// When this node last heard every peer again after a silence, all
+    /// within a timeout of each other and none of them just started, if
+    /// less than `window` ago: then it was the one away (paused, cut off),
+    /// and the others see it back from about then. Peers back from faults
+    /// of their own, at their own times, say nothing of this node; nor does
+    /// one peer alone.
     pub fn rejoined_since(&self, window: Duration) -> Option<Instant> {
-        let peers: Vec<(NodeId, Heard)> = {
-            let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-            m.iter().filter(|(&n, _)| n != self.node_id).map(|(&n, h)| (n, *h)).collect()
-        };
-        if peers.len() < 2 {
-            return None;
-        }
-        let mut backs = Vec::with_capacity(peers.len());
-        for (peer, h) in peers {
-            let back = h.back.filter(|at| h.returned && at.elapsed() < window)?;
-            if self.started_at(peer).is_some_and(|s| s + self.timeout > back) {
-                return None;
-            }
-            backs.push(back);
-        }
-        let (first, last) = (backs.iter().min()?, backs.iter().max()?);
-        (last.duration_since(*first) < self.timeout).then_some(*first)
+        let rejoined = *self.rejoined.lock().unwrap_or_else(PoisonError::into_inner);
+        rejoined.filter(|at| at.elapsed() < window)
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {
@@ -414,23 +421,36 @@ mod tests {
     #[test]
     fn a_node_that_hears_every_peer_again_at_once_was_away_itself() {
         let window = Duration::from_secs(60);
-        let l = Liveness::new(1, Duration::from_millis(30));
-        std::thread::sleep(Duration::from_millis(40)); // the start-up grace, past
+        let timeout = Duration::from_millis(30);
+        let back_again = |l: &Liveness, n: NodeId| {
+            l.refused(n);
+            l.heard(n);
+        };
+        let l = Liveness::new(1, timeout);
+        std::thread::sleep(timeout + Duration::from_millis(10)); // the start-up grace, past
         l.heard(2);
         l.heard(3);
         assert!(l.back_within(2, window), "a first contact after the grace is back");
         assert_eq!(l.rejoined_since(window), None, "first contacts: nothing was away");
-        for n in [2, 3] {
-            l.refused(n);
-            l.heard(n);
-        }
-        assert!(l.rejoined_since(window).is_some(), "both heard again at once, after a silence");
         l.heard_up(3, Duration::ZERO);
+        back_again(&l, 2);
+        back_again(&l, 3);
         assert_eq!(l.rejoined_since(window), None, "node 3 just started: its silence was its own");
         l.heard_up(3, Duration::from_secs(30));
-        l.refused(3);
-        std::thread::sleep(Duration::from_millis(40));
+        back_again(&l, 2);
+        back_again(&l, 3);
+        let rejoined = l.rejoined_since(window);
+        assert!(rejoined.is_some(), "both heard again at once, after a silence");
+        std::thread::sleep(timeout + Duration::from_millis(10));
+        back_again(&l, 2);
+        assert_eq!(l.rejoined_since(window), rejoined, "one peer's later return does not undo it");
+
+        let l = Liveness::new(1, timeout);
+        l.heard(2);
         l.heard(3);
+        back_again(&l, 2);
+        std::thread::sleep(timeout + Duration::from_millis(10));
+        back_again(&l, 3);
         assert_eq!(l.rejoined_since(window), None, "node 3 came back later than node 2: faults of their own");
     }
 
