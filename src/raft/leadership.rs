@@ -540,6 +540,11 @@ mod tests {
     use crate::raft::liveness::Liveness;
     use openraft::{Membership, StoredMembership};
 
+    /// A partition group's view, opened from disk, no leader reported.
+    fn driven(group: GroupId, preferred: &[NodeId]) -> GroupView<'_> {
+        GroupView { group, preferred, reported: None, heartbeats: Heartbeats::Driven, restored: true }
+    }
+
     /// Node `me` of a three-voter group that node 2 leads, the other nodes
     /// heard from, `started` ago; its ballots, and the group as it sees it.
     fn voter(
@@ -573,13 +578,7 @@ mod tests {
     #[test]
     fn turns_count_from_the_first_look_without_a_leader() {
         let (liveness, _, mut e, m) = voter(3, Duration::from_secs(10)); // past the restart grace
-        let view = GroupView {
-            group: 7,
-            preferred: &[2, 1, 3],
-            reported: None,
-            heartbeats: Heartbeats::Driven,
-            restored: true,
-        };
+        let view = driven(7, &[2, 1, 3]);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -603,13 +602,7 @@ mod tests {
     #[test]
     fn a_gone_leaders_successor_campaigns_when_its_lease_runs_out() {
         let (liveness, _, mut e, m) = voter(1, Duration::from_secs(10));
-        let view = GroupView {
-            group: 7,
-            preferred: &[2, 1, 3],
-            reported: None,
-            heartbeats: Heartbeats::Driven,
-            restored: true,
-        };
+        let view = driven(7, &[2, 1, 3]);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -626,13 +619,7 @@ mod tests {
     fn a_replica_just_back_takes_its_turn_last() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(5));
         let mut e = e.with_return_delay(Duration::from_secs(12));
-        let view = GroupView {
-            group: 7,
-            preferred: &[2, 1, 3],
-            reported: None,
-            heartbeats: Heartbeats::Driven,
-            restored: true,
-        };
+        let view = driven(7, &[2, 1, 3]);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -660,13 +647,7 @@ mod tests {
         for cut_off in [1, 3] {
             let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
             let mut e = e.with_return_delay(Duration::from_secs(12));
-            let view = GroupView {
-                group: 7,
-                preferred: &[2, 1, 3],
-                reported: None,
-                heartbeats: Heartbeats::Driven,
-                restored: true,
-            };
+            let view = driven(7, &[2, 1, 3]);
             let away: &[NodeId] = if cut_off == 1 { &[2, 3] } else { &[3] };
             for &n in away {
                 liveness.refused(n);
@@ -698,13 +679,7 @@ mod tests {
     #[test]
     fn the_longer_log_campaigns_at_once() {
         let (liveness, ballots, mut e, m) = voter(1, Duration::from_secs(10));
-        let view = GroupView {
-            group: 7,
-            preferred: &[2, 3, 1],
-            reported: None,
-            heartbeats: Heartbeats::Driven,
-            restored: true,
-        };
+        let view = driven(7, &[2, 3, 1]);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -726,13 +701,8 @@ mod tests {
     fn of_two_equal_logs_that_split_the_vote_the_lower_id_repeats_at_once() {
         for (me, rival, repeats) in [(1, 3, true), (3, 1, false)] {
             let (liveness, ballots, mut e, m) = voter(me, Duration::from_secs(10));
-            let view = GroupView {
-                group: 7,
-                preferred: &[2, me, rival],
-                reported: None,
-                heartbeats: Heartbeats::Driven,
-                restored: true,
-            };
+            let preferred = [2, me, rival];
+            let view = driven(7, &preferred);
             let (t0, lease) = (Instant::now(), Duration::from_millis(150));
             assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
             liveness.refused(2);
@@ -756,13 +726,7 @@ mod tests {
     fn a_draining_node_campaigns_for_nothing() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(10));
         let mut e = e;
-        let view = GroupView {
-            group: 7,
-            preferred: &[2, 1, 3],
-            reported: None,
-            heartbeats: Heartbeats::Driven,
-            restored: true,
-        };
+        let view = driven(7, &[2, 1, 3]);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -777,13 +741,7 @@ mod tests {
     fn a_leader_back_from_a_restart_is_not_waited_for() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
         let mut e = e.with_return_delay(Duration::from_secs(12));
-        let view = GroupView {
-            group: 7,
-            preferred: &[2, 1, 3],
-            reported: None,
-            heartbeats: Heartbeats::Driven,
-            restored: true,
-        };
+        let view = driven(7, &[2, 1, 3]);
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
@@ -831,13 +789,7 @@ mod tests {
     fn a_leader_back_from_a_cut_is_waited_for() {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
         let mut e = e.with_return_delay(Duration::from_secs(12));
-        let view = GroupView {
-            group: 7,
-            preferred: &[2, 1, 3],
-            reported: None,
-            heartbeats: Heartbeats::Driven,
-            restored: true,
-        };
+        let view = driven(7, &[2, 1, 3]);
         liveness.heard_up(2, Duration::from_secs(30));
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
