@@ -53,7 +53,7 @@ pub async fn run(api: AppState, shutdown: CancellationToken) {
                 answer = asks.next() => match answer {
                     Some(Some(leading)) => {
                         for s in leading {
-                            ctx.partitions.hints().record(&s.topic, s.partition, s.leader, s.leader_term);
+                            ctx.partitions.hints().record(s.group, s.leader, s.leader_term);
                         }
                     }
                     Some(None) => {}

@@ -17,12 +17,15 @@ use crate::http::error::{ApiError, Params};
 use crate::http::AppState;
 use crate::partition::log::{ReadError, StoredBatch};
 use crate::raft::types::NodeId;
+use crate::storage::keys::GroupId;
 
 /// A partition as its leader reports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaderStatus {
     pub topic: String,
     pub partition: i32,
+    /// The partition's Raft group: which incarnation of a topic name it is.
+    pub group: GroupId,
     pub leader: NodeId,
     pub leader_term: u64,
     pub high_watermark: i64,
@@ -138,6 +141,7 @@ fn local(api: &AppState, wanted: impl Fn(&str) -> bool, leading_only: bool) -> V
             Some(LeaderStatus {
                 topic: h.topic.to_string(),
                 partition: h.partition,
+                group: h.group,
                 leader: leader.unwrap_or(0),
                 leader_term: term,
                 high_watermark: offsets.high_watermark,
@@ -172,8 +176,17 @@ pub async fn gather(api: &AppState, topics: &[String]) -> HashMap<(String, i32),
         let query = query.clone();
         async move { api.peers.get_json::<Vec<LeaderStatus>>(&b.http_addr, &query).await.unwrap_or_default() }
     });
-    for s in join_all(asks).await.into_iter().flatten() {
+    // A topic deleted and created again under its name has new groups: what
+    // a replica of the old one says is not about the new one.
+    let current = |s: &LeaderStatus| {
+        state
+            .topic(&s.topic)
+            .and_then(|t| t.partitions.get(usize::try_from(s.partition).ok()?))
+            .is_some_and(|p| p.group == s.group)
+    };
+    for s in join_all(asks).await.into_iter().flatten().filter(|s| current(s)) {
         out.insert((s.topic.clone(), s.partition), s);
     }
+    out.retain(|_, s| current(s));
     out
 }

@@ -4,20 +4,23 @@
 //! no live leader. `http::hints` fills this from other nodes' admin APIs;
 //! `PartitionManager::leader_of` weighs a hint like any other report, by
 //! term. A hint is forgotten after `MAX_AGE`, so a node that heals goes back
-//! to its own view.
+//! to its own view. Hints are kept by Raft group, never by topic name: a
+//! topic deleted and created again under its name gets new groups, and a
+//! leader reported for the old one must not stand for the new one.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::raft::types::NodeId;
+use crate::storage::keys::GroupId;
 
 /// How long a reported leader is believed without being reported again.
 pub const MAX_AGE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Default)]
 pub struct LeaderHints {
-    hints: Mutex<HashMap<(String, i32), Hint>>,
+    hints: Mutex<HashMap<GroupId, Hint>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -28,22 +31,22 @@ struct Hint {
 }
 
 impl LeaderHints {
-    /// `leader` said it leads `topic`/`partition` in `term` (the newest
-    /// term wins over an older report).
-    pub fn record(&self, topic: &str, partition: i32, leader: NodeId, term: u64) {
+    /// `leader` said it leads the partition of Raft group `group` in `term`
+    /// (the newest term wins over an older report).
+    pub fn record(&self, group: GroupId, leader: NodeId, term: u64) {
         let now = Instant::now();
         let mut hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);
         hints.retain(|_, h| now.duration_since(h.at) < MAX_AGE);
-        let hint = hints.entry((topic.to_string(), partition)).or_insert(Hint { leader, term, at: now });
+        let hint = hints.entry(group).or_insert(Hint { leader, term, at: now });
         if term >= hint.term {
             *hint = Hint { leader, term, at: now };
         }
     }
 
-    /// The leader and term last reported for `topic`/`partition`, if recent.
-    pub fn get(&self, topic: &str, partition: i32) -> Option<(NodeId, u64)> {
+    /// The leader and term last reported for group `group`, if recent.
+    pub fn get(&self, group: GroupId) -> Option<(NodeId, u64)> {
         let hints = self.hints.lock().unwrap_or_else(PoisonError::into_inner);
-        let h = hints.get(&(topic.to_string(), partition))?;
+        let h = hints.get(&group)?;
         (h.at.elapsed() < MAX_AGE).then_some((h.leader, h.term))
     }
 }
@@ -55,12 +58,12 @@ mod tests {
     #[test]
     fn the_newest_term_wins() {
         let hints = LeaderHints::default();
-        assert_eq!(hints.get("t", 0), None);
-        hints.record("t", 0, 2, 5);
-        hints.record("t", 0, 3, 4);
-        assert_eq!(hints.get("t", 0), Some((2, 5)));
-        hints.record("t", 0, 3, 6);
-        assert_eq!(hints.get("t", 0), Some((3, 6)));
-        assert_eq!(hints.get("t", 1), None);
+        assert_eq!(hints.get(7), None);
+        hints.record(7, 2, 5);
+        hints.record(7, 3, 4);
+        assert_eq!(hints.get(7), Some((2, 5)));
+        hints.record(7, 3, 6);
+        assert_eq!(hints.get(7), Some((3, 6)));
+        assert_eq!(hints.get(8), None);
     }
 }

@@ -116,15 +116,16 @@ impl PartitionManager {
         topic: &str,
         partition: i32,
     ) -> Option<((NodeId, u64), bool)> {
-        let local = self.get(topic, partition).and_then(|h| match h.leader() {
+        let info = state.topic(topic).and_then(|t| t.partitions.get(usize::try_from(partition).ok()?));
+        // A replica of a deleted topic of the same name, not yet stopped, is
+        // no replica of this one.
+        let current = |h: &PartitionHandle| info.is_some_and(|info| info.group == h.group);
+        let local = self.get(topic, partition).filter(current).and_then(|h| match h.leader() {
             (Some(leader), _) if leader == self.node_id && !self.serves_as_leader(&h) => None,
             (Some(leader), term) => Some((leader, term)),
             (None, _) => None,
         });
-        let reported = state
-            .topic(topic)
-            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
-            .and_then(|info| info.leader.map(|l| (l, info.leader_term)));
+        let reported = info.and_then(|info| info.leader.map(|l| (l, info.leader_term)));
         // A replica that missed an election still names the old leader; the
         // report of a newer term wins. A leader cut off from its quorum does
         // not name itself.
@@ -136,7 +137,8 @@ impl PartitionManager {
         };
         let best = newer(local, reported);
         // Another node's report of a newer term (`hints`): it answered lately.
-        if let Some(hint) = self.hints.get(topic, partition).filter(|h| best.is_none_or(|b| h.1 > b.1)) {
+        let hint = info.and_then(|info| self.hints.get(info.group));
+        if let Some(hint) = hint.filter(|h| best.is_none_or(|b| h.1 > b.1)) {
             return Some((hint, true));
         }
         best.map(|b| (b, false))

@@ -47,18 +47,16 @@ pub struct Liveness {
     rejoined: Mutex<Option<Instant>>,
 }
 
-/// When a peer was last heard from, and when it was heard again after a
-/// silence longer than the timeout (it was down, to this node).
+/// When a peer was last heard from, and when it was heard again after
+/// earlier contact and a silence longer than the timeout (it was down, to
+/// this node). A first contact is never `back`, however late: the peer may
+/// have run all along while this node was starting.
 #[derive(Debug, Clone, Copy)]
 struct Heard {
     last: Instant,
     back: Option<Instant>,
     /// Refused a connection since it was last heard from: its process is gone.
     gone: bool,
-    /// `back` ended a silence after earlier contact; a first contact
-    /// more than a timeout after this node started is `back` too (the peer
-    /// just started), but says nothing of this node having been away.
-    returned: bool,
 }
 
 impl Liveness {
@@ -121,13 +119,13 @@ impl Liveness {
         // Never heard yet: down to this node once the start-up grace is over.
         let prev = m.get(&node).copied();
         let last = prev.map_or(self.started, |h| h.last);
-        let (back, returned) = if now.duration_since(last) >= self.timeout {
-            (Some(now), prev.is_some())
+        let back = if now.duration_since(last) >= self.timeout {
+            prev.map(|_| now)
         } else {
-            (prev.and_then(|h| h.back), prev.is_some_and(|h| h.returned))
+            prev.and_then(|h| h.back)
         };
-        m.insert(node, Heard { last: now, back, gone: false, returned });
-        if returned && back == Some(now) && self.all_back_at_once(&m, now) {
+        m.insert(node, Heard { last: now, back, gone: false });
+        if back == Some(now) && self.all_back_at_once(&m, now) {
             *self.rejoined.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
         }
     }
@@ -142,7 +140,7 @@ impl Liveness {
             return false;
         }
         peers.all(|(&peer, h)| {
-            let together = h.back.is_some_and(|b| h.returned && now.duration_since(b) < self.timeout);
+            let together = h.back.is_some_and(|b| now.duration_since(b) < self.timeout);
             let restarted = self.started_at(peer).is_some_and(|s| now.duration_since(s) < self.timeout * 2);
             together && !restarted
         })
@@ -184,10 +182,21 @@ impl Liveness {
         self.started_at(node).is_some_and(|s| s > at)
     }
 
-    /// When `node` came back from being down, if less than `window` ago.
+    /// When `node` came back from being down, if less than `window` ago:
+    /// when its process started, if that was over a timeout after this
+    /// one's (it restarted; every node reads the same instant off its
+    /// uptime), else when it was heard again after a silence that followed
+    /// earlier contact. A first contact is no return: a restarted node meets
+    /// its long-running peers late, and taking them for the ones back, it
+    /// ranked itself first as they ranked themselves, and split the vote.
     pub fn back_since(&self, node: NodeId, window: Duration) -> Option<Instant> {
+        let recent = |at: &Instant| at.elapsed() < window;
+        let restarted = self.started_at(node).filter(|s| *s > self.started + self.timeout);
+        if let Some(started) = restarted.filter(recent) {
+            return Some(started);
+        }
         let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(&node).and_then(|h| h.back).filter(|at| at.elapsed() < window)
+        m.get(&node).and_then(|h| h.back).filter(recent)
     }
 
     /// When this node last heard every peer again after a silence, all
@@ -411,7 +420,11 @@ mod tests {
         assert!(l.is_alive(1), "a node is always alive to itself");
         l.heard(2);
         assert!(l.is_alive(2));
-        assert!(l.back_within(2, Duration::from_secs(60)), "heard again after it was down: it came back");
+        let window = Duration::from_secs(60);
+        assert!(!l.back_within(2, window), "a first contact is no return: node 2 may have run all along");
+        std::thread::sleep(Duration::from_millis(5)); // past the start-up grace for certain
+        l.heard_up(2, Duration::ZERO);
+        assert!(l.back_within(2, window), "its process started after this one's: it came back");
     }
 
     /// Every peer heard again at once, after contact and a silence: this
@@ -430,7 +443,7 @@ mod tests {
         std::thread::sleep(timeout + Duration::from_millis(10)); // the start-up grace, past
         l.heard(2);
         l.heard(3);
-        assert!(l.back_within(2, window), "a first contact after the grace is back");
+        assert!(!l.back_within(2, window), "a first contact is no return");
         assert_eq!(l.rejoined_since(window), None, "first contacts: nothing was away");
         l.heard_up(3, Duration::ZERO);
         back_again(&l, 2);

@@ -574,12 +574,13 @@ async fn a_leadership_won_just_after_a_restart_is_passed_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_metadata_heartbeats_from_a_live_controller_cause_no_election() {
     let cluster = TestCluster::start(3, |_| {}).await;
-    let controller = loop {
-        if let (Some(c), _) = cluster.broker(1).metadata.controller() {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut controller = None;
+    wait_until(Duration::from_secs(10), "node 1 to know the controller", || {
+        controller = cluster.broker(1).metadata.controller().0;
+        std::future::ready(controller.is_some())
+    })
+    .await;
+    let controller = controller.expect("a controller");
     let follower = cluster.ids().into_iter().find(|&id| id != controller).expect("another node");
     let following = |id: u64| cluster.broker(id).metadata.raft().metrics().borrow().current_leader;
     // A committed vote: the node has heard the leader's AppendEntries, not

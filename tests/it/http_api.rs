@@ -87,6 +87,9 @@ async fn deleting_a_topic_over_http_removes_its_data() {
     assert_eq!(produced["offsets"][49]["offset"], 49);
     let group = b.broker().metadata.state().topic("doomed").unwrap().partitions[0].group;
     assert!(stored_keys(&b, group) > 0);
+    // Another node's late report about the topic (`partition::hints`), of a
+    // term the topic created again will not reach for a long while.
+    b.broker().partitions.hints().record(group, 99, 1_000);
 
     assert_eq!(call(addr, Method::DELETE, "/v1/topics/doomed", None).await, (204, serde_json::Value::Null));
     wait_until(Duration::from_secs(10), "the partition's data removed", || async {
@@ -96,6 +99,14 @@ async fn deleting_a_topic_over_http_removes_its_data() {
     let (status, body) = call(addr, Method::GET, "/v1/topics/doomed", None).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(call(addr, Method::DELETE, "/v1/topics/doomed", None).await.0, 404);
+
+    // Created again under its name, the topic is a new one: empty, and led by
+    // its own replicas, not by what was reported of the old one.
+    let (status, again) =
+        call(addr, Method::POST, "/v1/topics", Some(json!({"name": "doomed", "partitions": 1}))).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["partitions"][0]["leader"], b.broker().node_id, "{again}");
+    assert_eq!(again["partitions"][0]["high_watermark"], 0, "{again}");
     b.stop().await;
 }
 
