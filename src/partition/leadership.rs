@@ -428,13 +428,17 @@ mod tests {
     /// connected before one that came back moments ago.
     #[test]
     fn replicas_just_back_are_asked_last() {
-        let liveness = Arc::new(Liveness::new(1, Duration::from_secs(60)));
+        let timeout = Duration::from_millis(20);
+        let liveness = Arc::new(Liveness::new(1, timeout));
         liveness.heard(2);
         liveness.heard(3);
         liveness.refused(2); // node 2's process exited …
         liveness.heard(2); // … and it is back
         let a = Availability { liveness: liveness.clone(), return_delay: Duration::from_secs(60) };
         assert_eq!(a.settled_first(vec![2, 3, 1]), vec![3, 1, 2]);
+        // A fault of node 3's own, later: not node 1 hearing both again at
+        // once, which would say node 1 was the one away.
+        std::thread::sleep(timeout + Duration::from_millis(10));
         liveness.refused(3);
         liveness.heard(3); // back too, after node 2: node 2 goes first of the two
         assert_eq!(a.settled_first(vec![3, 2, 1]), vec![1, 2, 3]);

@@ -166,19 +166,15 @@ impl Elections {
     /// back, so that all of them rank it alike — ranked first by itself and
     /// last by the others, two replicas each took the other for the one
     /// just back, campaigned together and split the vote.
+    /// Peers are counted by `Liveness::back_since`, which sets aside the
+    /// returns this node heard as it rejoined.
     fn back_since(&self, node: NodeId, now: Instant) -> Option<Instant> {
         let liveness = self.registry.liveness();
-        let rejoined = liveness.rejoined_since(self.return_delay);
-        if node == self.node_id {
-            let started =
-                Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay);
-            started.max(rejoined)
-        } else {
-            // Peers heard again as this node rejoined were not away: it was.
-            liveness
-                .back_since(node, self.return_delay)
-                .filter(|back| rejoined.is_none_or(|r| *back > r + liveness.timeout()))
+        if node != self.node_id {
+            return liveness.back_since(node, self.return_delay);
         }
+        let started = Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay);
+        started.max(liveness.rejoined_since(self.return_delay))
     }
 
     /// Starts a pass over the hosted groups.
@@ -672,6 +668,36 @@ mod tests {
         }
     }
 
+    /// Node 3 came back from a pause, then node 1 was cut off and heard both
+    /// peers again. Node 1's returns to itself are not theirs: node 3 is
+    /// still the one back first, as it counts itself, and goes first, node 1
+    /// after it — without waiting behind node 3 as behind a settled replica
+    /// (in the fault run the two waited for each other: 0.9 s).
+    #[test]
+    fn a_peer_back_before_this_node_was_cut_off_stays_back() {
+        let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
+        let mut e = e.with_return_delay(Duration::from_secs(12));
+        let view = driven(7, &[2, 3, 1]);
+        liveness.refused(3);
+        liveness.heard(3); // node 3 back from its pause
+        std::thread::sleep(liveness.timeout() + Duration::from_millis(10));
+        for n in [2, 3] {
+            liveness.refused(n);
+            liveness.heard(n); // node 1 back from its cut
+        }
+        assert!(liveness.rejoined_since(Duration::from_secs(12)).is_some());
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "the lease");
+        assert_eq!(e.decide(&m, &view, t0 + lease, lease), Action::Nothing, "node 3's turn, not node 1's");
+        assert_eq!(
+            e.decide(&m, &view, t0 + lease + ELECT_STAGGER, lease),
+            Action::Elect,
+            "node 1 goes next: node 3 is back too, not a settled replica to wait a node timeout for"
+        );
+    }
+
     /// Node 1 (third in preferred order) refused node 3's campaign for its
     /// shorter log: node 1 campaigns at once, and when that campaign is
     /// refused only because node 3 voted for itself in that term, once
@@ -746,7 +772,7 @@ mod tests {
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
         liveness.heard(2);
-        liveness.heard_up(2, Duration::ZERO);
+        liveness.heard_up(2, Duration::ZERO, Instant::now());
         assert!(liveness.is_alive(2));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Elect, "node 2 restarted: no leader");
     }
@@ -772,7 +798,7 @@ mod tests {
         assert!(e.timer_wanted(&m, 0, mute), "node 2 is heard, but sent the group nothing for long");
         liveness.refused(2);
         liveness.heard(2);
-        liveness.heard_up(2, Duration::ZERO);
+        liveness.heard_up(2, Duration::ZERO, Instant::now());
         assert!(e.timer_wanted(&m, 0, t0), "node 2 restarted: it leads nothing");
         liveness.refused(2);
         assert!(e.timer_wanted(&m, 0, t0), "node 2 is gone");
@@ -790,12 +816,12 @@ mod tests {
         let (liveness, _, e, m) = voter(1, Duration::from_secs(20));
         let mut e = e.with_return_delay(Duration::from_secs(12));
         let view = driven(7, &[2, 1, 3]);
-        liveness.heard_up(2, Duration::from_secs(30));
+        liveness.heard_up(2, Duration::from_secs(30), Instant::now());
         let (t0, lease) = (Instant::now(), Duration::from_millis(150));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
         liveness.refused(2);
         liveness.heard(2);
-        liveness.heard_up(2, Duration::from_secs(33));
+        liveness.heard_up(2, Duration::from_secs(33), Instant::now());
         assert!(liveness.is_alive(2));
         assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "node 2 never stopped: it leads");
     }

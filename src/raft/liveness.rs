@@ -55,6 +55,9 @@ pub struct Liveness {
 struct Heard {
     last: Instant,
     back: Option<Instant>,
+    /// The `back` the latest return replaced: what the peer's last return
+    /// was if that latest one turns out to be this node's own (`heard`).
+    earlier: Option<Instant>,
     /// Refused a connection since it was last heard from: its process is gone.
     gone: bool,
 }
@@ -81,9 +84,13 @@ impl Liveness {
         self.started.elapsed()
     }
 
-    /// A ping reply from `node` said it has been running for `up`.
-    pub fn heard_up(&self, node: NodeId, up: Duration) {
-        if let Some(at) = Instant::now().checked_sub(up) {
+    /// A reply to a ping sent at `asked` said `node` had been running for
+    /// `up`. Dated from the sending, not the receipt: a reply that waited
+    /// behind load would otherwise date the start later by its wait, and a
+    /// leader whose ping replies came late under saturated cores looked
+    /// restarted and was deposed. The peer started no later than this.
+    pub fn heard_up(&self, node: NodeId, up: Duration, asked: Instant) {
+        if let Some(at) = asked.checked_sub(up) {
             self.peer_started.lock().unwrap_or_else(PoisonError::into_inner).insert(node, at);
         }
     }
@@ -119,13 +126,19 @@ impl Liveness {
         // Never heard yet: down to this node once the start-up grace is over.
         let prev = m.get(&node).copied();
         let last = prev.map_or(self.started, |h| h.last);
-        let back = if now.duration_since(last) >= self.timeout {
-            prev.map(|_| now)
+        let (back, earlier) = if now.duration_since(last) >= self.timeout {
+            (prev.map(|_| now), prev.and_then(|h| h.back))
         } else {
-            prev.and_then(|h| h.back)
+            (prev.and_then(|h| h.back), prev.and_then(|h| h.earlier))
         };
-        m.insert(node, Heard { last: now, back, gone: false });
+        m.insert(node, Heard { last: now, back, earlier, gone: false });
         if back == Some(now) && self.all_back_at_once(&m, now) {
+            // This node was the one away: the peers' returns were its own.
+            // Each keeps the return it had before — a peer paused a moment
+            // earlier is still just back, as the others see it.
+            for (_, h) in m.iter_mut().filter(|(&n, _)| n != self.node_id) {
+                h.back = h.earlier;
+            }
             *self.rejoined.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
         }
     }
@@ -183,20 +196,19 @@ impl Liveness {
     }
 
     /// When `node` came back from being down, if less than `window` ago:
-    /// when its process started, if that was over a timeout after this
-    /// one's (it restarted; every node reads the same instant off its
-    /// uptime), else when it was heard again after a silence that followed
-    /// earlier contact. A first contact is no return: a restarted node meets
-    /// its long-running peers late, and taking them for the ones back, it
-    /// ranked itself first as they ranked themselves, and split the vote.
+    /// the later of when its process started, if that was over a timeout
+    /// after this one's (it restarted; every node reads the same instant off
+    /// its uptime), and when it was last heard again after a silence that
+    /// followed earlier contact — the later, as the node itself counts
+    /// (`leadership::Elections`). A first contact is no return: a restarted
+    /// node meets its long-running peers late, and taking them for the ones
+    /// back, it ranked itself first as they ranked themselves, and split
+    /// the vote. Nor are returns this node heard as it rejoined.
     pub fn back_since(&self, node: NodeId, window: Duration) -> Option<Instant> {
-        let recent = |at: &Instant| at.elapsed() < window;
         let restarted = self.started_at(node).filter(|s| *s > self.started + self.timeout);
-        if let Some(started) = restarted.filter(recent) {
-            return Some(started);
-        }
         let m = self.last_heard.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(&node).and_then(|h| h.back).filter(recent)
+        let returned = m.get(&node).and_then(|h| h.back);
+        restarted.max(returned).filter(|at| at.elapsed() < window)
     }
 
     /// When this node last heard every peer again after a silence, all
@@ -374,6 +386,7 @@ pub async fn run(
             let (liveness, transport, request) = (liveness.clone(), transport.clone(), request.clone());
             // One task per ping, so a dead peer's timeout never delays the others.
             tokio::spawn(async move {
+                let mut asked = Instant::now();
                 let mut reply = transport.call(&addr, &request, liveness.timeout).await;
                 if matches!(reply, Err(TransportError::Closed | TransportError::Wire(_))) {
                     // The pooled connection was closed under us, and its
@@ -381,13 +394,14 @@ pub async fn run(
                     // them all): drop them and ask again over a new one,
                     // which a dead peer refuses at once.
                     transport.forget(&addr);
+                    asked = Instant::now();
                     reply = transport.call(&addr, &request, liveness.timeout).await;
                 }
                 match reply {
                     Ok(body) => {
                         liveness.heard(peer);
                         if let Ok(ms) = codec::decode::<u64>("ping reply", &body) {
-                            liveness.heard_up(peer, Duration::from_millis(ms));
+                            liveness.heard_up(peer, Duration::from_millis(ms), asked);
                         }
                     }
                     Err(TransportError::Connect { source, .. })
@@ -423,7 +437,7 @@ mod tests {
         let window = Duration::from_secs(60);
         assert!(!l.back_within(2, window), "a first contact is no return: node 2 may have run all along");
         std::thread::sleep(Duration::from_millis(5)); // past the start-up grace for certain
-        l.heard_up(2, Duration::ZERO);
+        l.heard_up(2, Duration::ZERO, Instant::now());
         assert!(l.back_within(2, window), "its process started after this one's: it came back");
     }
 
@@ -445,11 +459,11 @@ mod tests {
         l.heard(3);
         assert!(!l.back_within(2, window), "a first contact is no return");
         assert_eq!(l.rejoined_since(window), None, "first contacts: nothing was away");
-        l.heard_up(3, Duration::ZERO);
+        l.heard_up(3, Duration::ZERO, Instant::now());
         back_again(&l, 2);
         back_again(&l, 3);
         assert_eq!(l.rejoined_since(window), None, "node 3 just started: its silence was its own");
-        l.heard_up(3, Duration::from_secs(30));
+        l.heard_up(3, Duration::from_secs(30), Instant::now());
         back_again(&l, 2);
         back_again(&l, 3);
         let rejoined = l.rejoined_since(window);
@@ -465,6 +479,20 @@ mod tests {
         std::thread::sleep(timeout + Duration::from_millis(10));
         back_again(&l, 3);
         assert_eq!(l.rejoined_since(window), None, "node 3 came back later than node 2: faults of their own");
+
+        // Heard again as this node rejoined, the peers were not away: each
+        // keeps the return it had before (node 3's, from a fault of its own).
+        let l = Liveness::new(1, timeout);
+        l.heard(2);
+        l.heard(3);
+        back_again(&l, 3);
+        let node_3_back = l.back_since(3, window);
+        std::thread::sleep(timeout + Duration::from_millis(10)); // a fault of node 3's own, then this node's
+        back_again(&l, 2);
+        back_again(&l, 3);
+        assert!(l.rejoined_since(window).is_some());
+        assert_eq!(l.back_since(2, window), None, "node 2 never went away");
+        assert_eq!(l.back_since(3, window), node_3_back, "node 3 came back before this node was away");
     }
 
     #[test]
@@ -520,13 +548,26 @@ mod tests {
 
     /// A peer's start is dated by the uptime its ping replies carry; a peer
     /// whose uptime is unknown has not been up for any window.
+    /// A reply that waited behind load dates the peer's start no later:
+    /// the uptime counts from when the ping was sent.
+    #[test]
+    fn a_late_ping_reply_does_not_make_a_peer_look_restarted() {
+        let l = Liveness::new(1, Duration::from_secs(1));
+        let asked = Instant::now();
+        let up = Duration::from_secs(30);
+        std::thread::sleep(Duration::from_millis(50)); // the reply's wait
+        l.heard_up(2, up, asked);
+        let seen_leading = asked.checked_sub(up - Duration::from_millis(10)).expect("an instant");
+        assert!(!l.started_after(2, seen_leading), "seen leading after its start: not restarted since");
+    }
+
     #[test]
     fn a_peers_uptime_dates_its_start() {
         let l = Liveness::new(1, Duration::from_secs(1));
         assert!(!l.up_for(2, Duration::ZERO), "uptime unknown");
-        l.heard_up(2, Duration::from_secs(30));
+        l.heard_up(2, Duration::from_secs(30), Instant::now());
         assert!(l.up_for(2, Duration::from_secs(12)));
-        l.heard_up(2, Duration::from_secs(1));
+        l.heard_up(2, Duration::from_secs(1), Instant::now());
         assert!(!l.up_for(2, Duration::from_secs(12)), "restarted a second ago");
         let ms: u64 = codec::decode("ping reply", &ping_reply(&l).expect("encoded")).expect("decoded");
         assert!(ms < 60_000, "this node's uptime: {ms} ms");
@@ -538,14 +579,14 @@ mod tests {
     #[test]
     fn only_a_restarted_peer_started_after_it_was_seen() {
         let l = Liveness::new(1, Duration::from_secs(1));
-        l.heard_up(2, Duration::from_secs(30));
+        l.heard_up(2, Duration::from_secs(30), Instant::now());
         let seen = Instant::now();
         l.refused(2);
         l.heard(2);
-        l.heard_up(2, Duration::from_secs(32));
+        l.heard_up(2, Duration::from_secs(32), Instant::now());
         assert!(!l.started_after(2, seen), "heard again, same process");
         assert!(!l.started_after(3, seen), "uptime unknown");
-        l.heard_up(2, Duration::ZERO);
+        l.heard_up(2, Duration::ZERO, Instant::now());
         assert!(l.started_after(2, seen), "a new process");
     }
 }
