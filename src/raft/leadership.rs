@@ -167,13 +167,17 @@ impl Elections {
     /// last by the others, two replicas each took the other for the one
     /// just back, campaigned together and split the vote.
     /// Peers are counted by `Liveness::back_since`, which sets aside the
-    /// returns this node heard as it rejoined.
+    /// returns this node heard as it rejoined. Its own start counts only if
+    /// it started while its peers ran (`Liveness::started_late`): nodes of
+    /// a new cluster each ranked themselves back and the others not, and
+    /// after the first kill each waited for the other (0.8 s).
     fn back_since(&self, node: NodeId, now: Instant) -> Option<Instant> {
         let liveness = self.registry.liveness();
         if node != self.node_id {
             return liveness.back_since(node, self.return_delay);
         }
-        let started = Some(self.started).filter(|at| now.saturating_duration_since(*at) < self.return_delay);
+        let started = Some(self.started)
+            .filter(|at| now.saturating_duration_since(*at) < self.return_delay && liveness.started_late());
         started.max(liveness.rejoined_since(self.return_delay))
     }
 
@@ -666,6 +670,33 @@ mod tests {
                 assert_eq!(first_turn, Action::Elect, "node 1 goes first: node 3 was away");
             }
         }
+    }
+
+    /// A new cluster: node 1 started with its peers, as their uptimes tell.
+    /// None of them is back from anything, and node 1, first in preferred
+    /// order after the dead leader, goes first — as node 3 ranks it.
+    #[test]
+    fn nodes_started_together_are_none_of_them_back() {
+        let (liveness, _, e, m) = voter(1, Duration::from_secs(5));
+        let mut e = e.with_return_delay(Duration::from_secs(12));
+        let view = driven(7, &[2, 1, 3]);
+        let (t0, lease) = (Instant::now(), Duration::from_millis(150));
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "a live leader");
+        liveness.refused(2);
+        assert_eq!(e.decide(&m, &view, t0, lease), Action::Nothing, "the lease");
+        assert_eq!(
+            e.decide(&m, &view, t0 + lease, lease),
+            Action::Nothing,
+            "peers' uptimes unknown: node 1 may be back"
+        );
+        for n in [2, 3] {
+            liveness.heard_up(n, liveness.uptime(), Instant::now());
+        }
+        assert_eq!(
+            e.decide(&m, &view, t0 + lease, lease),
+            Action::Elect,
+            "started with the others: node 1's turn"
+        );
     }
 
     /// Node 3 came back from a pause, then node 1 was cut off and heard both

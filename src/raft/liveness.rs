@@ -104,6 +104,16 @@ impl Liveness {
         }
     }
 
+    /// Whether this node started while its peers ran: over a timeout after
+    /// some peer's process did, which is when that peer counts it as back
+    /// (`back_since`) — or whether it cannot tell yet, knowing no peer's
+    /// uptime. Not when it started with the others (a new cluster, the
+    /// whole cluster restarted): none of them is back from anything.
+    pub fn started_late(&self) -> bool {
+        let peers = self.peer_started.lock().unwrap_or_else(PoisonError::into_inner);
+        peers.is_empty() || peers.values().any(|&s| s + self.timeout < self.started)
+    }
+
     /// Whether `node`'s process has been running for `window` at least; a
     /// peer whose uptime is unknown has not.
     pub fn up_for(&self, node: NodeId, window: Duration) -> bool {
